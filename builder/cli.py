@@ -1,0 +1,287 @@
+"""``dockyard``: validate, run, preview and compile pipelines; list patterns; start the app.
+
+Exit codes: 0 success, 2 invalid pipeline or arguments, 1 failure while running. Problems go to
+stderr, one line each, never as a traceback. This module must not import streamlit (start-up
+time of ``dockyard validate`` matters to schedulers and editors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from builder.errors import ConfigError, ExecutionError, PipelineError
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"dockyard: {message}\n")
+        raise SystemExit(EXIT_INVALID)
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    from builder.yamlio import parse_scalar
+
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set '{item}': write it as name=value, e.g. --set min_day=2024-01-01.")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_scalar(v)
+    return out
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from builder.model import load
+
+    pipeline = load(args.file)
+    sets = _parse_sets(getattr(args, "set", None) or [])
+    return pipeline.with_params(sets) if sets else pipeline
+
+
+def _print_problems(problems: Sequence[Any], stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    for p in problems[:20]:
+        print(str(p), file=stream)
+    if len(problems) > 20:
+        print(f"... and {len(problems) - 20} more", file=stream)
+
+
+# ---- commands ----------------------------------------------------------------------------
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from builder.compiler import plan
+
+    p = plan(_load(args))
+    _print_problems(p.problems)
+    if p.errors:
+        return EXIT_INVALID
+    print(f"{args.file}: valid ({len(p.steps)} steps, {len(p.sources)} sources, "
+          f"{len(p.pipeline.outputs)} outputs" + (f", {len(p.warnings)} warnings" if p.warnings
+                                                   else "") + ")")
+    return EXIT_OK
+
+
+class _Progress:
+    """A live progress line on a terminal; plain lines when output is not a TTY."""
+
+    def __init__(self, total: int, stream: Any) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.tty = stream.isatty()
+
+    def __call__(self, event: str, node: str, stat: Any) -> None:
+        if event == "start" and self.tty:
+            bar = "#" * int(20 * self.done / max(self.total, 1))
+            self.stream.write(f"\r[{bar:<20}] {self.done}/{self.total} running {node} ...\033[K")
+            self.stream.flush()
+        elif event == "done":
+            self.done += 1
+            rows = "-" if stat.rows is None else f"{stat.rows:,}"
+            line = f"step {node}: {rows} rows in {stat.seconds:.2f}s"
+            if self.tty:
+                self.stream.write("\r\033[K")
+            print(f"[{self.done}/{self.total}] {line}", file=self.stream, flush=True)
+        elif event == "write":
+            print(f"writing output {node} ...", file=self.stream, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from builder.compiler import plan
+    from builder.engines import get_engine
+
+    pipeline = _load(args)
+    if getattr(args, "upstream", False):
+        from builder import runs
+
+        runs.run_upstream(pipeline, engine=args.engine, out=sys.stdout)
+    p = plan(pipeline)
+    _print_problems(p.warnings)
+    if p.errors:
+        _print_problems(p.errors)
+        return EXIT_INVALID
+    options: dict[str, Any] = {}
+    if args.engine == "spark":
+        options["master"] = args.master
+        options["conf"] = dict(c.split("=", 1) for c in args.conf or [])
+    elif args.memory_limit:
+        options["memory_limit"] = args.memory_limit
+    if args.engine != "spark" and (args.master or args.conf):
+        raise ConfigError("--master and --conf go with --engine spark.")
+    engine = get_engine(args.engine, **options)
+    needed = p.needed_for(list(pipeline.outputs))
+    total = sum(1 for n in needed if n not in p.sources)
+    t0 = time.perf_counter()
+    try:
+        result = engine.run(p, progress=_Progress(total, sys.stdout))
+    finally:
+        engine.close()
+    for c in result.checks:
+        if c.failed_rows and c.on_fail == "warn":
+            print(f"warning: step '{c.step}': check '{c.check}' failed on {c.failed_rows} rows.",
+                  file=sys.stderr)
+    for o in result.outputs:
+        print(f"wrote {o.output}: {o.rows:,} rows -> {o.target}")
+    print(f"done in {time.perf_counter() - t0:.2f}s")
+    return EXIT_OK
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from builder import api
+
+    res = api.preview(_load(args), args.step, limit=args.limit)
+    df = res.rows
+    if args.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(json.dumps({"step": res.node, "row_count": res.row_count,
+                          "columns": [{"name": n, "type": t} for n, t in res.columns],
+                          "rows": json.loads(df.to_json(orient="records", date_format="iso"))},
+                         indent=2, default=str))
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 50, "display.width", 200):
+            print(df.to_string(index=False) if len(df) else "(no rows)")
+        print(f"-- {len(df)} of {res.row_count:,} rows; " + ", ".join(
+            f"{n} {t}" for n, t in res.columns))
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from builder import api
+
+    print(api.compile_sql(_load(args), step=args.step, dialect=args.dialect))
+    return EXIT_OK
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    from builder.docs import patterns_json, patterns_table
+
+    if args.format == "json":
+        print(json.dumps(patterns_json(), indent=2))
+    else:
+        print(patterns_table())
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import subprocess
+
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
+           "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
+           "--server.headless", "true"]
+    print(f"Dockyard app: http://{args.address}:{args.port}", flush=True)
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dockyard", description="Build, check and run Dockyard pipelines.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_file(name: str, help_: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("file", help="pipeline YAML file")
+        sp.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="override a pipeline param (value read as YAML: 8, 2024-01-01, text)")
+        return sp
+
+    sp = with_file("validate", "check a pipeline and report every problem")
+    sp.set_defaults(func=cmd_validate)
+
+    sp = with_file("run", "run a pipeline and write its outputs")
+    sp.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"])
+    sp.add_argument("--master", help="Spark master URL (with --engine spark)")
+    sp.add_argument("--conf", action="append", metavar="KEY=VALUE", help="Spark config")
+    sp.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills to disk)")
+    sp.add_argument("--upstream", action="store_true",
+                    help="first run the pipelines that produce the staging tables this one reads")
+    sp.set_defaults(func=cmd_run)
+
+    sp = with_file("preview", "show the first rows of a step (writes nothing)")
+    sp.add_argument("step")
+    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    sp.set_defaults(func=cmd_preview)
+
+    sp = with_file("compile", "print the SQL of a step as one query")
+    sp.add_argument("--step", help="step to compile (default: the last step)")
+    sp.add_argument("--dialect", default="duckdb",
+                    help="any sqlglot dialect: duckdb, spark, postgres, snowflake, bigquery, ...")
+    sp.set_defaults(func=cmd_compile)
+
+    sp = sub.add_parser("patterns", help="list every pattern with its params")
+    sp.add_argument("--format", default="table", choices=["table", "json"])
+    sp.set_defaults(func=cmd_patterns)
+
+    sp = sub.add_parser("ui", help="start the browser app (localhost only by default)")
+    sp.add_argument("--port", type=int, default=8501)
+    sp.add_argument("--address", default="127.0.0.1")
+    sp.set_defaults(func=cmd_ui)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Other modules (catalog, lineage) add subcommands here without this file knowing them.
+_EXTRA_COMMANDS: list[Any] = []
+
+
+def _register_extras() -> None:
+    try:
+        from builder import cli_catalog  # noqa: F401 - registers its commands
+    except ImportError:
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _register_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compile" and args.dialect:
+        import sqlglot
+
+        if args.dialect not in sqlglot.Dialect.classes:
+            from builder.errors import did_you_mean
+
+            sys.stderr.write(f"dockyard: unknown dialect '{args.dialect}'."
+                             + (did_you_mean(args.dialect, sqlglot.Dialect.classes) or "")
+                             + "\n")
+            return EXIT_INVALID
+    try:
+        return int(args.func(args))
+    except ExecutionError as e:
+        _print_problems(e.problems)
+        return EXIT_FAILED
+    except PipelineError as e:
+        _print_problems(e.problems)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        sys.stderr.write("dockyard: interrupted; outputs written before the interrupt are "
+                         "complete, the others were left unchanged.\n")
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as e:  # noqa: BLE001 - never a traceback for a user
+        if os.environ.get("DOCKYARD_DEBUG"):
+            raise
+        sys.stderr.write(f"dockyard: internal error: {type(e).__name__}: {e}. Set "
+                         "DOCKYARD_DEBUG=1 for the traceback and please report it.\n")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

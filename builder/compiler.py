@@ -1,0 +1,646 @@
+"""Compile a pipeline into sqlglot queries, one per step, typed step by step.
+
+``plan(pipeline)`` walks the DAG in order: it builds each pattern step from its params (pydantic
+validation, column checks against the input's propagated schema), parses each SQL step (single
+SELECT only, inputs inferred from its tables), types the result (see :mod:`builder.schema`) and
+collects every problem with its location. A :class:`Plan` renders any step as one CTE-chain
+query in any sqlglot dialect.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import networkx as nx
+import sqlglot
+from pydantic import ValidationError
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from builder import graph as graphmod
+from builder import sqlcheck
+from builder.errors import CompileError, ConfigError, GraphError, Problem, did_you_mean
+from builder.model import Pipeline, Source, Step
+from builder.schema import Schema, Typer, describe_source, file_identity
+from builder.sqlparams import render_params
+from patterns import PATTERNS
+from patterns.base import (
+    Built,
+    BuildContext,
+    Check,
+    ColumnInfo,
+    Pattern,
+    ParamError,
+    Registry,
+    Relation,
+    field_kind,
+    ident,
+    order_specs,
+)
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+@dataclass
+class SourcePlan:
+    """How a source is read: its read query (DuckDB) and its schema."""
+
+    source: Source
+    read: exp.Query | None
+    columns: Schema | None = None
+    # Stages applied on read (catalog metadata), shown in compiled SQL as their own CTEs.
+    stages: list[tuple[str, exp.Query]] = field(default_factory=list)
+    # Runtime checks declared by the catalog (expectations on read).
+    checks: list[Check] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)  # human-readable: what the catalog applied
+
+    @property
+    def id(self) -> str:
+        return self.source.id
+
+
+@dataclass
+class StepPlan:
+    """A compiled step: its query over its inputs (by id), checks and schema."""
+
+    step: Step
+    inputs: list[str]
+    pattern: Pattern | None = None
+    query: exp.Query | None = None
+    checks: list[Check] = field(default_factory=list)
+    rejected: exp.Query | None = None
+    columns: Schema | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.step.id
+
+    @property
+    def ok(self) -> bool:
+        return self.query is not None and self.columns is not None and not any(
+            p.severity == "error" for p in self.problems)
+
+
+@dataclass
+class Plan:
+    """A validated, typed pipeline ready for an engine."""
+
+    pipeline: Pipeline
+    graph: nx.DiGraph
+    order: list[str]
+    sources: dict[str, SourcePlan]
+    steps: dict[str, StepPlan]
+    problems: list[Problem]
+    side_nodes: dict[str, str] = field(default_factory=dict)  # 'x.rejected' -> 'x'
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def raise_for_errors(self) -> None:
+        errs = self.errors
+        if not errs:
+            return
+        kinds = {p.kind for p in errs}
+        cls = ConfigError if kinds <= {"config"} else GraphError if kinds <= {"graph", "config"} \
+            else CompileError
+        raise cls(errs)
+
+    def schema(self, node: str) -> Schema | None:
+        if node in self.sources:
+            return self.sources[node].columns
+        if node in self.side_nodes:
+            sp = self.steps[self.side_nodes[node]]
+            return self._rejected_schema.get(node)
+        return self.steps[node].columns if node in self.steps else None
+
+    _rejected_schema: dict[str, Schema] = field(default_factory=dict)
+
+    def query_of(self, node: str) -> exp.Query:
+        """The query computing one node from its direct inputs (referenced by id)."""
+        if node in self.sources:
+            sp = self.sources[node]
+            if sp.stages:
+                return sp.stages[-1][1]
+            assert sp.read is not None
+            return sp.read
+        if node in self.side_nodes:
+            rej = self.steps[self.side_nodes[node]].rejected
+            assert rej is not None
+            return rej
+        q = self.steps[node].query
+        if q is None:
+            raise CompileError(f"step '{node}' has errors and cannot be compiled.", step=node)
+        return q
+
+    def node_ctes(self, node: str) -> list[tuple[str, exp.Query]]:
+        """(name, query) CTEs that compute ``node``: read stages come first for sources."""
+        if node in self.sources:
+            sp = self.sources[node]
+            if not sp.stages:
+                return [(node, self.query_of(node))]
+            ctes: list[tuple[str, exp.Query]] = []
+            if sp.read is not None:
+                ctes.append((f"{node}__raw", sp.read))
+            ctes.extend(sp.stages[:-1])
+            ctes.append((node, sp.stages[-1][1]))
+            return ctes
+        return [(node, self.query_of(node))]
+
+    def needed_for(self, targets: list[str]) -> list[str]:
+        """Nodes needed to compute ``targets``, in dependency order."""
+        need: set[str] = set()
+        for t in targets:
+            need |= nx.ancestors(self.graph, t) | {t}
+        return [n for n in self.order if n in need]
+
+    def to_query(self, target: str, sources_as_tables: bool = False) -> exp.Query:
+        """One query computing ``target``: a CTE per needed source and step."""
+        nodes = self.needed_for([target])
+        final: exp.Select = exp.select(exp.Star()).from_(exp.Table(this=ident(target)))
+        for node in nodes:
+            if sources_as_tables and node in self.sources:
+                continue
+            for name, q in self.node_ctes(node):
+                final = final.with_(ident(name), as_=q.copy(), copy=False)
+        return final
+
+    def sql(self, target: str, dialect: str = "duckdb", pretty: bool = True) -> str:
+        """The SQL computing ``target`` in a sqlglot dialect (DuckDB by default)."""
+        return self.to_query(target, sources_as_tables=dialect != "duckdb").sql(
+            dialect=dialect, pretty=pretty)
+
+
+# ---- source reading ----------------------------------------------------------------------
+
+_CSV_DEFAULTS: dict[str, Any] = {}
+
+
+def read_query(pipeline: Pipeline, src: Source) -> exp.Query:
+    """``SELECT * FROM read_<format>('path', options...)`` for a file source (DuckDB dialect)."""
+    assert src.path is not None
+    path = pipeline.resolve(src.path)
+    fmt = src.resolved_format
+    fn = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}[fmt or "parquet"]
+    args: list[exp.Expression] = [exp.Literal.string(path)]
+    for key, value in {**(_CSV_DEFAULTS if fmt == "csv" else {}), **src.options}.items():
+        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+    func = exp.Anonymous(this=fn, expressions=args)
+    return exp.select(exp.Star()).from_(exp.Table(this=func))
+
+
+def source_key(pipeline: Pipeline, src: Source) -> tuple[object, ...]:
+    """Identity of a source's content and read settings (for schema and preview caches)."""
+    path = pipeline.resolve(src.path) if src.path else ""
+    return (path, src.resolved_format, tuple(sorted((str(k), repr(v))
+            for k, v in src.options.items())), file_identity(path) if path else ())
+
+
+SourceHook = typing.Callable[[Pipeline, Source, "ProblemSink"], SourcePlan | None]
+# Extra source kinds (catalog, staging) register a hook here; the first that returns a plan wins.
+SOURCE_HOOKS: list[SourceHook] = []
+
+
+class ProblemSink(list):  # type: ignore[type-arg]
+    """A list of problems with a helper to add one."""
+
+    def __init__(self, file: str | None) -> None:
+        super().__init__()
+        self.file = file
+
+    def add(self, message: str, **kw: Any) -> None:
+        kw.setdefault("file", self.file)
+        self.append(Problem(message, **kw))
+
+
+def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
+    """Read query and schema of one source; problems go to ``sink``."""
+    for hook in SOURCE_HOOKS:
+        sp = hook(pipeline, src, sink)
+        if sp is not None:
+            return sp
+    if src.path is None:
+        what = "catalog" if src.catalog else "staging"
+        sink.add(f"source '{src.id}' reads a {what} entry, but no catalog is configured.",
+                 line=src.line, kind="config")
+        return SourcePlan(src, None)
+    read = read_query(pipeline, src)
+    resolved = pipeline.resolve(src.path)
+    if not file_identity(resolved) and "://" not in resolved:
+        glob_hint = " (the glob matches no file)" if any(c in src.path for c in "*?[") else ""
+        sink.add(f"source '{src.id}': file '{src.path}' not found{glob_hint} (looked in "
+                 f"'{resolved}'). Paths are relative to the pipeline file.", line=src.line,
+                 kind="config")
+        return SourcePlan(src, read)
+    try:
+        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, src))
+    except duckdb.Error as e:
+        sink.add(f"source '{src.id}': cannot read '{src.path}' as {src.resolved_format}: "
+                 f"{engine_message(e)}", line=src.line, kind="execution")
+        return SourcePlan(src, read)
+    return SourcePlan(src, read, cols)
+
+
+# ---- params ------------------------------------------------------------------------------
+
+def _literal_choices(model: type, loc: tuple[Any, ...]) -> list[str] | None:
+    if len(loc) != 1 or loc[0] not in getattr(model, "model_fields", {}):
+        return None
+    ann = model.model_fields[loc[0]].annotation  # type: ignore[attr-defined]
+    for t in [ann, *typing.get_args(ann)]:
+        if typing.get_origin(t) is typing.Literal:
+            return [str(a) for a in typing.get_args(t)]
+    return None
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "int", "float", "bool", "list[...]", "dict[...]",
+                      "OrderSpec", "function-after", "function-plain", "literal"):
+            continue
+        elif re.match(r"^(list|dict|literal|str|int|float|union|tagged-union)\[", str(part)):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def pydantic_messages(model: type, e: ValidationError) -> list[tuple[str, str]]:
+    """(param, message) pairs in Dockyard's wording for a pydantic ValidationError."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for err in e.errors(include_url=False):
+        loc = tuple(err.get("loc", ()))
+        param = _loc_text(loc) or "params"
+        typ = err.get("type", "")
+        value = err.get("input")
+        if typ == "extra_forbidden":
+            allowed = list(getattr(model, "model_fields", {}))
+            msg = f"unknown param '{param}'." + (did_you_mean(str(loc[-1]), allowed) or (
+                " Valid params: " + ", ".join(allowed) + "."))
+        elif typ == "missing":
+            desc = model.model_fields[loc[0]].description if len(loc) == 1 and loc[0] in \
+                getattr(model, "model_fields", {}) else None
+            if desc and not desc[:2].isupper():
+                desc = desc[0].lower() + desc[1:]
+            msg = f"param '{param}' is required" + (f": {desc}" if desc else ".")
+            msg = msg if msg.endswith(".") else msg + "."
+        elif typ == "literal_error":
+            choices = _literal_choices(model, loc) or re.findall(
+                r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            msg = f"param '{param}' got '{value}'." + (
+                " Valid values: " + ", ".join(choices) + "." if choices else "")
+        elif typ in ("value_error", "assertion_error"):
+            text = str(err.get("msg", "")).removeprefix("Value error, ").removeprefix(
+                "Assertion failed, ")
+            msg = f"param '{param}': {text}" if param != "params" else text
+            msg = msg if msg.endswith(".") else msg + "."
+        else:
+            text = str(err.get("msg", "invalid value"))
+            text = text[0].lower() + text[1:]
+            shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+            msg = f"param '{param}': {text}, got {shown}."
+        if msg in seen:
+            continue
+        seen.add(msg)
+        out.append((param, msg))
+    # A union failing on every branch yields one error per branch; keep the first per param.
+    firsts: dict[str, str] = {}
+    for param, msg in out:
+        firsts.setdefault(param, msg)
+    return list(firsts.items())
+
+
+def _check_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) -> None:
+    """Check every column-typed top-level param against the input schema it refers to."""
+    model = pattern.params
+    for name in model.model_fields:
+        kind, inp = field_kind(model, name)
+        if kind is None:
+            continue
+        value = getattr(params, name)
+        if value is None:
+            continue
+        targets = rels if inp is None else ([rels[inp]] if inp < len(rels) else [])
+        if not targets:
+            continue
+        if kind in ("sql", "sql_map"):
+            exprs = [value] if kind == "sql" else list(value.values())
+            for text in exprs:
+                _check_sql_columns(str(text), name, targets)
+            continue
+        if kind == "column":
+            names = [value]
+        elif kind == "columns":
+            names = list(value)
+        elif kind == "column_map":
+            names = list(value)
+        elif kind == "order_by":
+            names = [s.column for s in order_specs(value)]
+        else:
+            names = []
+        for i, c in enumerate(names):
+            if not any(r.has(c) for r in targets):
+                cols = [x for r in targets for x in r.column_names]
+                where = f"input '{targets[0].name}'" if len(targets) == 1 else "the inputs"
+                label = name if kind == "column" else f"{name}" if kind == "column_map" else \
+                    f"{name}[{i}]"
+                raise ParamError(label, f"column '{c}' not found in {where}."
+                                 + (did_you_mean(c, cols) or
+                                    " Columns: " + ", ".join(cols[:12]) + "."))
+
+
+def _check_sql_columns(text: str, param: str, rels: list[Relation]) -> None:
+    """Unknown column names in a SQL expression param, with did-you-mean."""
+    try:
+        tree = sqlglot.parse_one(re.sub(r"\{\{.*?\}\}", "NULL", text), dialect="duckdb")
+    except (ParseError, TokenError) as e:
+        raise ParamError(param, f"param '{param}' is not a valid SQL expression: "
+                         f"{_parse_error_text(e)}") from None
+    issue = sqlcheck.check_expression_tree(tree)
+    if issue:
+        raise ParamError(param, issue.message)
+    cols = [c for r in rels for c in r.column_names]
+    lowered = {c.lower() for c in cols}
+    local_aliases = {a.alias for a in tree.find_all(exp.Alias)}
+    for column in tree.find_all(exp.Column):
+        name = column.name
+        if not name or column.table or name in cols or name in local_aliases:
+            continue
+        if not column.this.quoted and name.lower() in lowered:
+            continue  # DuckDB resolves unquoted names case-insensitively
+        if isinstance(column.parent, exp.Lambda) or column.find_ancestor(exp.Lambda):
+            continue
+        where = f"input '{rels[0].name}'" if len(rels) == 1 else "the inputs"
+        raise ParamError(param, f"column '{name}' not found in {where}."
+                         + (did_you_mean(name, cols) or " Columns: " + ", ".join(cols[:12]) + "."))
+
+
+def _parse_error_text(e: Exception) -> str:
+    if isinstance(e, ParseError) and e.errors:
+        err = e.errors[0]
+        return f"{str(err.get('description', 'cannot parse')).rstrip('.')} near " \
+               f"'{err.get('highlight', '')}'."
+    return str(e).splitlines()[0]
+
+
+# ---- engine error messages ---------------------------------------------------------------
+
+_CANDIDATE_RE = re.compile(r'Referenced column "([^"]+)" not found')
+_DUCK_PREFIX_RE = re.compile(r"^(\w+ Error): ")
+
+
+def engine_message(e: BaseException) -> str:
+    """The first meaningful line of a DuckDB error, without its 'LINE 1:' excerpt."""
+    text = str(e).strip()
+    first = text.split("\n\nLINE")[0].split("\nLINE ")[0].strip()
+    first = _DUCK_PREFIX_RE.sub("", first)
+    first = " ".join(first.split())
+    return first if first.endswith((".", "!", "?")) else first + "."
+
+
+def binder_problem(e: duckdb.Error, st: Step, rels: list[Relation], file: str | None) -> Problem:
+    """A DuckDB binder error on a step turned into Dockyard's message, with SQL position."""
+    text = str(e)
+    m = _CANDIDATE_RE.search(text)
+    if m:
+        name = m.group(1)
+        cols = [c for r in rels for c in r.column_names]
+        where = f"input '{rels[0].name}'" if len(rels) == 1 else \
+            "inputs " + ", ".join(f"'{r.name}'" for r in rels) if rels else "the query"
+        msg = f"column '{name}' not found in {where}." + (did_you_mean(name, cols) or (
+            " Columns: " + ", ".join(cols[:12]) + "." if cols else ""))
+        line, col = sqlcheck.find_token(st.sql or "", name) if st.sql else (None, None)
+        return Problem(msg, file=file, line=st.line, step=st.id, sql_line=line, sql_col=col,
+                       kind="compile")
+    return Problem(engine_message(e), file=file, line=st.line, step=st.id, kind="compile")
+
+
+# ---- steps -------------------------------------------------------------------------------
+
+def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink) -> tuple[list[str],
+                                                                             exp.Query | None]:
+    """A step's inputs: declared, or for SQL steps inferred from the tables it reads."""
+    if st.sql is None:
+        return list(st.inputs or []), None
+    try:
+        text = render_params(st.sql, pipeline.params)
+    except CompileError as ce:
+        for p in ce.problems:
+            sink.add(p.message, line=st.line, step=st.id, kind="compile")
+        return list(st.inputs or []), None
+    query, issue = sqlcheck.parse_query(text)
+    if issue or query is None:
+        assert issue is not None
+        sink.add(issue.message, line=st.line, step=st.id, sql_line=issue.line,
+                 sql_col=issue.col, kind="compile")
+        return list(st.inputs or []), None
+    known = [n for n in pipeline.node_ids() if n != st.id]
+    known += [graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"]
+    found, issues = sqlcheck.infer_inputs(query, known + [st.id])
+    for iss in issues:
+        sink.add(iss.message, line=st.line, step=st.id, sql_line=iss.line, sql_col=iss.col,
+                 kind="compile")
+    if st.inputs is not None:
+        missing = [n for n in found if n not in st.inputs and n != st.id]
+        for n in missing:
+            sink.add(f"the SQL reads '{n}', which is not listed in 'inputs'. Add it there or "
+                     "leave 'inputs' out to infer it.", line=st.line, step=st.id,
+                     kind="graph")
+        return list(st.inputs), query
+    return found, query
+
+
+def build_pattern_step(pattern: Pattern, st: Step, rels: list[Relation],
+                       pipeline_params: dict[str, Any]) -> Built:
+    """Validate a pattern step's params and build its query (raises ParamError/CompileError)."""
+    try:
+        params = pattern.params.model_validate(st.params)
+    except ValidationError as e:
+        msgs = pydantic_messages(pattern.params, e)
+        raise _ParamErrors([ParamError(p, m) for p, m in msgs]) from None
+    _check_param_columns(pattern, params, rels)
+    ctx = BuildContext(step_id=st.id, inputs=rels, pipeline_params=pipeline_params)
+    result = pattern.build(params, ctx)
+    if isinstance(result, Built):
+        return result
+    return Built(query=result)
+
+
+class _ParamErrors(Exception):
+    def __init__(self, errors: list[ParamError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+def _param_line(st: Step, param: str | None) -> int | None:
+    if param:
+        top = re.split(r"[.\[]", param)[0]
+        if top in st.param_lines:
+            return st.param_lines[top]
+    return st.line
+
+
+def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | None = None,
+         typer: Typer | None = None) -> Plan:
+    """Compile and type every step; collects all problems (see :meth:`Plan.raise_for_errors`).
+
+    ``stop_at`` limits work to the steps that node needs (the app types only what it shows).
+    """
+    file = pipeline.file
+    sink = ProblemSink(file)
+    # Unknown patterns first: they decide arity checks and side outputs.
+    for st in pipeline.steps:
+        if st.pattern is not None and st.pattern not in registry:
+            sink.add(f"unknown pattern '{st.pattern}'." + (registry.suggest(st.pattern) or
+                     " Run 'dockyard patterns' for the list."), line=st.line, step=st.id,
+                     kind="config")
+    inputs: dict[str, list[str]] = {}
+    parsed_sql: dict[str, exp.Query | None] = {}
+    for st in pipeline.steps:
+        inputs[st.id], parsed_sql[st.id] = declared_inputs(pipeline, st, sink)
+    side = {graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"
+            and str(s.params.get("on_fail", "error")) == "quarantine"}
+    g, gprobs = graphmod.build_graph(pipeline, inputs, registry, side)
+    sink.extend(gprobs)
+    try:
+        order = graphmod.topological_order(g, pipeline)
+    except nx.NetworkXUnfeasible:
+        order = []
+    result = Plan(pipeline=pipeline, graph=g, order=order, sources={}, steps={},
+                  problems=list(sink), side_nodes={n: n[: -len(".rejected")] for n in side})
+    needed = set(result.needed_for([stop_at])) if stop_at and stop_at in g and order else None
+    # Hard graph errors (unknown inputs, cycles) make typing meaningless for affected steps.
+    own_typer = typer is None
+    typer = typer or Typer()
+    try:
+        broken: set[str] = {p.step for p in result.problems if p.severity == "error" and p.step}
+        for node in order or pipeline.node_ids():
+            if needed is not None and node not in needed:
+                continue
+            if node in pipeline.sources:
+                ssink = ProblemSink(file)
+                sp = plan_source(pipeline, pipeline.sources[node], ssink)
+                result.sources[node] = sp
+                result.problems.extend(ssink)
+                if sp.columns is not None:
+                    typer.define(node, sp.columns)
+                else:
+                    broken.add(node)
+                continue
+            if node in result.side_nodes:
+                owner = result.steps.get(result.side_nodes[node])
+                if owner is None or owner.rejected is None or node in broken or \
+                        result.side_nodes[node] in broken:
+                    broken.add(node)
+                    continue
+                try:
+                    result._rejected_schema[node] = typer.type_query(node, owner.rejected)
+                except duckdb.Error as e:
+                    broken.add(node)
+                    result.problems.append(Problem(engine_message(e), file=file,
+                                                   step=owner.id, kind="compile"))
+                continue
+            st = pipeline.step(node)
+            sp_step = StepPlan(step=st, inputs=inputs.get(st.id, []),
+                               pattern=registry.get(st.pattern) if st.pattern in registry else None)
+            result.steps[st.id] = sp_step
+            if st.id in broken or any(i in broken or i not in g for i in sp_step.inputs):
+                broken.add(st.id)
+                continue
+            if st.pattern is not None and sp_step.pattern is None:
+                broken.add(st.id)
+                continue
+            _plan_step(result, sp_step, parsed_sql.get(st.id), typer)
+            if not sp_step.ok:
+                broken.add(st.id)
+            result.problems.extend(sp_step.problems)
+    finally:
+        if own_typer:
+            typer.close()
+    return result
+
+
+def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: Typer) -> None:
+    pipeline = result.pipeline
+    st = sp.step
+    file = pipeline.file
+    rels = []
+    for i in sp.inputs:
+        cols = result.schema(i)
+        if cols is None:
+            return
+        rels.append(Relation(i, cols))
+    if st.sql is not None:
+        if sql_query is None:
+            return  # parse problem already reported
+        sp.query = sql_query
+    else:
+        assert sp.pattern is not None
+        try:
+            built = build_pattern_step(sp.pattern, st, rels, pipeline.params)
+        except _ParamErrors as pe:
+            for e in pe.errors:
+                sp.problems.append(_param_problem(st, e, file))
+            return
+        except ParamError as e:
+            sp.problems.append(_param_problem(st, e, file))
+            return
+        except CompileError as ce:
+            for p in ce.problems:
+                sp.problems.append(Problem(p.message, file=file, line=st.line, step=st.id,
+                                           kind="compile"))
+            return
+        except (ParseError, TokenError) as e:
+            sp.problems.append(Problem(f"invalid SQL expression: {_parse_error_text(e)}",
+                                       file=file, line=st.line, step=st.id, kind="compile"))
+            return
+        sp.query, sp.checks, sp.rejected = built.query, built.checks, built.rejected
+    try:
+        sp.columns = typer.type_query(st.id, sp.query)
+    except duckdb.Error as e:
+        sp.problems.append(binder_problem(e, st, rels, file))
+        sp.columns = None
+        return
+    dupes = sorted({c.name for c in sp.columns if [x.name for x in sp.columns].count(c.name) > 1})
+    if dupes:
+        sp.problems.append(Problem(
+            f"the result has the column '{dupes[0]}' more than once. Give each column its own "
+            "name (AS ...).", file=file, line=st.line, step=st.id, kind="compile"))
+
+
+def _param_problem(st: Step, e: ParamError, file: str | None) -> Problem:
+    msg = e.message
+    if e.param and f"'{e.param}'" not in msg and not msg.startswith("param"):
+        msg = f"param '{e.param}': {msg}"
+    return Problem(msg, file=file, line=_param_line(st, e.param), step=st.id, param=e.param,
+                   kind="config")
+
+
+def compile_pipeline(pipeline: Pipeline, registry: Registry = PATTERNS) -> Plan:
+    """Plan the pipeline and raise the collected problems if there are errors."""
+    p = plan(pipeline, registry)
+    p.raise_for_errors()
+    return p
+
+
+def step_relation(plan_: Plan, node: str) -> Relation:
+    cols = plan_.schema(node)
+    return Relation(node, tuple(cols or ()))
+
+
+__all__ = ["Plan", "StepPlan", "SourcePlan", "plan", "compile_pipeline", "read_query",
+           "ColumnInfo", "engine_message"]

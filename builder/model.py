@@ -1,0 +1,528 @@
+"""The pipeline model: the one source of truth for a pipeline, whether it came from a YAML file,
+the app's session state or a test.
+
+``load(path)`` reads pipeline file version 1 into :class:`Pipeline`; ``dump(pipeline)`` writes it
+back in the same key order it was read in, so saving an unchanged pipeline changes nothing.
+Shape checks (unknown keys, wrong types, duplicate ids) happen here and are collected together;
+graph, pattern and SQL checks are in :mod:`builder.validate`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.errors import ConfigError, ProblemCollector, did_you_mean
+from builder.yamlio import BlockDict, LineDict, atomic_write_text, dumps, loads
+
+VERSION = 1
+FORMATS = ("parquet", "csv", "json")
+_EXT_FORMATS = {
+    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+    ".json": "json", ".jsonl": "json", ".ndjson": "json",
+}
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Allowed keys per section, in canonical order (new keys are written in this order).
+PIPELINE_KEYS = ("version", "name", "description", "params", "sources", "steps", "outputs")
+SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging", "sample_key",
+               "pii_access")
+STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
+OUTPUT_KEYS = ("description", "path", "format", "staging", "mode", "primary_key", "history",
+               "owner", "columns")
+
+
+def infer_format(path: str) -> str | None:
+    """File format from the extension (``.csv.gz`` counts as csv), or None."""
+    name = path.lower()
+    for comp in (".gz", ".zst", ".bz2"):
+        if name.endswith(comp):
+            name = name[: -len(comp)]
+    return _EXT_FORMATS.get(Path(name).suffix)
+
+
+@dataclass
+class Source:
+    """A named input: a file (or glob), a catalog entry or a staging table."""
+
+    id: str
+    path: str | None = None
+    format: str | None = None
+    description: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    catalog: str | None = None
+    staging: str | None = None
+    sample_key: list[str] = field(default_factory=list)
+    pii_access: list[str] = field(default_factory=list)
+    line: int | None = field(default=None, compare=False, repr=False)
+    key_order: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def resolved_format(self) -> str | None:
+        return self.format or (infer_format(self.path) if self.path else None)
+
+
+@dataclass
+class Step:
+    """A step: a pattern with params, or the user's own SQL."""
+
+    id: str
+    pattern: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    sql: str | None = None
+    inputs: list[str] | None = None  # None: inferred from the SQL's tables
+    description: str | None = None
+    line: int | None = field(default=None, compare=False, repr=False)
+    param_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    key_order: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "sql" if self.sql is not None else "pattern"
+
+
+@dataclass
+class Output:
+    """Where a step's result goes: a file (``path``) or a warehouse table (``staging``)."""
+
+    step: str
+    path: str | None = None
+    format: str | None = None
+    staging: str | None = None
+    mode: str = "replace"
+    primary_key: list[str] = field(default_factory=list)
+    history: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    line: int | None = field(default=None, compare=False, repr=False)
+    key_order: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def resolved_format(self) -> str | None:
+        return self.format or (infer_format(self.path) if self.path else None)
+
+
+@dataclass
+class Pipeline:
+    """A whole pipeline file. ``path`` is where it was loaded from (paths resolve against it)."""
+
+    name: str
+    version: int = VERSION
+    description: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    outputs: dict[str, Output] = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)
+    key_order: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    # ---- lookups -------------------------------------------------------------------------
+    @property
+    def file(self) -> str | None:
+        return str(self.path) if self.path else None
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def step(self, step_id: str) -> Step:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def step_ids(self) -> list[str]:
+        return [s.id for s in self.steps]
+
+    def node_ids(self) -> list[str]:
+        """Every id a step can read: sources, then steps."""
+        return list(self.sources) + self.step_ids()
+
+    def resolve(self, path: str) -> str:
+        """A source/output path as the engine should see it (relative to the pipeline file)."""
+        if "://" in path or Path(path).is_absolute():
+            return path
+        return str((self.base_dir / path).resolve()) if not any(c in path for c in "*?[") else \
+            str(self.base_dir.resolve() / path)
+
+    def with_params(self, overrides: dict[str, Any]) -> Pipeline:
+        """A copy with param values replaced (``--set``); unknown names are errors."""
+        import copy
+
+        unknown = [k for k in overrides if k not in self.params]
+        if unknown:
+            raise ConfigError(
+                f"--set '{unknown[0]}': the pipeline has no param '{unknown[0]}'."
+                + (did_you_mean(unknown[0], self.params) or
+                   f" Declare it under 'params:' in {self.file or 'the pipeline'}."),
+                file=self.file)
+        new = copy.deepcopy(self)
+        new.params.update(overrides)
+        return new
+
+
+# ---- loading -----------------------------------------------------------------------------
+
+def load(path: str | Path) -> Pipeline:
+    """Read a pipeline file. Raises :class:`ConfigError` with every shape problem found."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline file '{p}' not found.", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read pipeline file '{p}': {e}.", file=str(p)) from None
+    return loads_pipeline(text, path=p)
+
+
+def loads_pipeline(text: str, path: Path | None = None) -> Pipeline:
+    """Parse pipeline YAML text (``path`` is used for messages and relative paths)."""
+    file = str(path) if path else None
+    data = loads(text, file=file)
+    return from_dict(data, path=path)
+
+
+def from_dict(data: Any, path: Path | None = None) -> Pipeline:
+    """Build a :class:`Pipeline` from parsed YAML, collecting every shape problem."""
+    file = str(path) if path else None
+    pc = ProblemCollector(file=file)
+    if data is None:
+        raise ConfigError("the pipeline file is empty. Start from an example in saved_pipelines/.",
+                          file=file)
+    if not isinstance(data, dict):
+        raise ConfigError("a pipeline file must be a mapping with 'version', 'name' and 'steps'.",
+                          file=file, line=1)
+    d = _as_linedict(data)
+    _check_keys(pc, d, PIPELINE_KEYS, "the pipeline")
+    version = d.get("version", VERSION)
+    if version != VERSION:
+        pc.add(f"'version' is {version!r}; this Dockyard reads version {VERSION}.",
+               line=d.line_of("version"))
+    name = d.get("name")
+    if name is None:
+        name = path.stem if path else "pipeline"
+    elif not isinstance(name, str) or not name.strip():
+        pc.add("'name' must be a non-empty string.", line=d.line_of("name"))
+        name = str(name)
+    description = _opt_str(pc, d, "description", "the pipeline")
+
+    params = d.get("params") or {}
+    if not isinstance(params, dict):
+        pc.add("'params' must be a mapping of name: value.", line=d.line_of("params"))
+        params = {}
+    for k, v in params.items():
+        if not ID_RE.match(str(k)):
+            pc.add(f"param '{k}': names are letters, digits and '_'.", line=_line(params, k))
+        if isinstance(v, (dict, list)):
+            pc.add(f"param '{k}': a param value must be a single value (text, number, date).",
+                   line=_line(params, k))
+
+    sources = _parse_sources(pc, d)
+    steps = _parse_steps(pc, d)
+    outputs = _parse_outputs(pc, d)
+    seen: dict[str, str] = {}
+    for sid in sources:
+        seen[sid] = "source"
+    for st in steps:
+        if st.id in seen:
+            pc.add(f"duplicate id '{st.id}': it is already used by a {seen[st.id]}. "
+                   "Ids must be unique across sources and steps.", line=st.line, step=st.id,
+                   kind="graph")
+        seen[st.id] = "step"
+    pc.raise_if_errors(ConfigError)
+    return Pipeline(
+        name=name, version=VERSION, description=description, params=dict(params),
+        sources=sources, steps=steps, outputs=outputs, path=path, key_order=list(d.keys()),
+    )
+
+
+def _as_linedict(d: dict) -> LineDict:  # type: ignore[type-arg]
+    if isinstance(d, LineDict):
+        return d
+    ld = LineDict(d)
+    ld.key_lines = {}
+    return ld
+
+
+def _line(d: Any, key: str) -> int | None:
+    return d.line_of(key) if isinstance(d, LineDict) else None
+
+
+def _check_keys(pc: ProblemCollector, d: dict, allowed: tuple[str, ...], where: str,  # type: ignore[type-arg]
+                step: str | None = None) -> None:
+    for key in d:
+        if key not in allowed:
+            pc.add(f"unknown key '{key}' in {where}." + (did_you_mean(str(key), allowed) or
+                   " Allowed keys: " + ", ".join(allowed) + "."),
+                   line=_line(d, key), step=step)
+
+
+def _opt_str(pc: ProblemCollector, d: dict, key: str, where: str,  # type: ignore[type-arg]
+             step: str | None = None) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        pc.add(f"'{key}' in {where} must be text, got {_type_name(v)}.", line=_line(d, key),
+               step=step)
+        return str(v)
+    return v
+
+
+def _str_list(pc: ProblemCollector, d: dict, key: str, where: str,  # type: ignore[type-arg]
+              step: str | None = None) -> list[str]:
+    v = d.get(key)
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        pc.add(f"'{key}' in {where} must be a list of names.", line=_line(d, key), step=step)
+        return []
+    return list(v)
+
+
+def _type_name(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, dt.date):
+        return "a date"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return "text"
+
+
+def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
+    raw = d.get("sources") or {}
+    if not isinstance(raw, dict):
+        pc.add("'sources' must be a mapping of id: {path: ...}.", line=d.line_of("sources"))
+        return {}
+    out: dict[str, Source] = {}
+    for sid, spec in raw.items():
+        line = _line(raw, sid)
+        where = f"source '{sid}'"
+        if not ID_RE.match(str(sid)):
+            pc.add(f"source id '{sid}' is not a valid name: use letters, digits and '_', "
+                   "not starting with a digit.", line=line)
+        if isinstance(spec, str):
+            spec = LineDict(path=spec)
+            spec.key_lines = {}
+        if not isinstance(spec, dict):
+            pc.add(f"{where} must be a mapping like {{path: data/file.csv}}.", line=line)
+            continue
+        spec = _as_linedict(spec)
+        _check_keys(pc, spec, SOURCE_KEYS, where)
+        src = Source(
+            id=str(sid), path=_opt_str(pc, spec, "path", where),
+            format=_opt_str(pc, spec, "format", where),
+            description=_opt_str(pc, spec, "description", where),
+            catalog=_opt_str(pc, spec, "catalog", where),
+            staging=_opt_str(pc, spec, "staging", where),
+            sample_key=_str_list(pc, spec, "sample_key", where),
+            pii_access=_str_list(pc, spec, "pii_access", where),
+            line=line, key_order=list(spec.keys()),
+        )
+        opts = spec.get("options") or {}
+        if not isinstance(opts, dict):
+            pc.add(f"'options' in {where} must be a mapping of reader options.",
+                   line=spec.line_of("options"))
+        else:
+            src.options = dict(opts)
+        kinds = [k for k in ("path", "catalog", "staging") if spec.get(k) is not None]
+        if len(kinds) != 1:
+            pc.add(f"{where} needs exactly one of 'path', 'catalog' or 'staging'"
+                   + (f" (got {', '.join(kinds)})." if kinds else "."), line=line)
+        if src.format is not None and src.format not in FORMATS:
+            pc.add(f"{where}: format '{src.format}' is not supported." + valid(FORMATS),
+                   line=spec.line_of("format"))
+        elif src.path and not src.resolved_format:
+            pc.add(f"{where}: cannot tell the format of '{src.path}' from its extension. "
+                   "Add 'format: csv', 'parquet' or 'json'.", line=spec.line_of("path"))
+        out[str(sid)] = src
+    return out
+
+
+def valid(values: tuple[str, ...] | list[str]) -> str:
+    return " Valid values: " + ", ".join(values) + "."
+
+
+def _parse_steps(pc: ProblemCollector, d: LineDict) -> list[Step]:
+    raw = d.get("steps") or []
+    if not isinstance(raw, list):
+        pc.add("'steps' must be a list of steps (each starting with '- id: ...').",
+               line=d.line_of("steps"))
+        return []
+    steps: list[Step] = []
+    for i, spec in enumerate(raw):
+        if not isinstance(spec, dict):
+            pc.add(f"step #{i + 1} must be a mapping with 'id' and 'pattern' or 'sql'.",
+                   line=d.line_of("steps"))
+            continue
+        spec = _as_linedict(spec)
+        sid = spec.get("id")
+        line = spec.line
+        if not isinstance(sid, str) or not sid:
+            pc.add(f"step #{i + 1} has no 'id'. Add 'id: a_name'.", line=line)
+            sid = f"step_{i + 1}"
+        elif not ID_RE.match(sid):
+            pc.add(f"step id '{sid}' is not a valid name: use letters, digits and '_', "
+                   "not starting with a digit.", line=spec.line_of("id"), step=sid)
+        where = f"step '{sid}'"
+        _check_keys(pc, spec, STEP_KEYS, where, step=sid)
+        pattern = _opt_str(pc, spec, "pattern", where, step=sid)
+        sql = spec.get("sql")
+        if sql is not None and not isinstance(sql, str):
+            pc.add(f"{where}: 'sql' must be text (use 'sql: |' for several lines).",
+                   line=spec.line_of("sql"), step=sid)
+            sql = str(sql)
+        if (pattern is None) == (sql is None):
+            pc.add(f"{where} needs either 'pattern' (with 'params') or 'sql', not "
+                   + ("both." if pattern is not None else "neither."), line=line, step=sid)
+        params = spec.get("params")
+        param_lines: dict[str, int] = {}
+        if params is None:
+            params = {}
+        elif not isinstance(params, dict):
+            pc.add(f"{where}: 'params' must be a mapping of name: value.",
+                   line=spec.line_of("params"), step=sid)
+            params = {}
+        else:
+            param_lines = {k: v for k, v in getattr(params, "key_lines", {}).items()}
+        if sql is not None and params:
+            pc.add(f"{where}: 'params' belong to pattern steps; a SQL step uses "
+                   "{{ name }} for pipeline params.", line=spec.line_of("params"), step=sid)
+        inputs = spec.get("inputs")
+        if inputs is not None:
+            if isinstance(inputs, str):
+                inputs = [inputs]
+            if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
+                pc.add(f"{where}: 'inputs' must be a list of source or step ids.",
+                       line=spec.line_of("inputs"), step=sid)
+                inputs = []
+            inputs = list(inputs)
+        steps.append(Step(
+            id=sid, pattern=pattern, params=_plain(params), sql=sql, inputs=inputs,
+            description=_opt_str(pc, spec, "description", where, step=sid), line=line,
+            param_lines=param_lines, key_order=list(spec.keys()),
+        ))
+    return steps
+
+
+def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
+    raw = d.get("outputs") or {}
+    if not isinstance(raw, dict):
+        pc.add("'outputs' must be a mapping of step_id: {path: ...}.", line=d.line_of("outputs"))
+        return {}
+    out: dict[str, Output] = {}
+    for sid, spec in raw.items():
+        line = _line(raw, sid)
+        where = f"output '{sid}'"
+        if isinstance(spec, str):
+            spec = LineDict(path=spec)
+            spec.key_lines = {}
+        if not isinstance(spec, dict):
+            pc.add(f"{where} must be a mapping like {{path: out/file.parquet}}.", line=line)
+            continue
+        spec = _as_linedict(spec)
+        _check_keys(pc, spec, OUTPUT_KEYS, where)
+        o = Output(
+            step=str(sid), path=_opt_str(pc, spec, "path", where),
+            format=_opt_str(pc, spec, "format", where),
+            staging=_opt_str(pc, spec, "staging", where),
+            mode=_opt_str(pc, spec, "mode", where) or "replace",
+            primary_key=_str_list(pc, spec, "primary_key", where),
+            history=_opt_str(pc, spec, "history", where),
+            description=_opt_str(pc, spec, "description", where),
+            owner=_opt_str(pc, spec, "owner", where),
+            line=line, key_order=list(spec.keys()),
+        )
+        cols = spec.get("columns") or {}
+        if isinstance(cols, dict):
+            o.columns = {str(k): str(v) for k, v in cols.items()}
+        else:
+            pc.add(f"'columns' in {where} must map column names to descriptions.",
+                   line=spec.line_of("columns"))
+        if (o.path is None) == (o.staging is None):
+            pc.add(f"{where} needs exactly one of 'path' (a file) or 'staging' (a warehouse "
+                   "table).", line=line)
+        if o.path and o.resolved_format not in ("parquet", "csv", "json"):
+            pc.add(f"{where}: cannot tell the format of '{o.path}'. Use a .parquet, .csv or "
+                   ".json name, or add 'format:'.", line=spec.line_of("path"))
+        if o.mode not in ("replace", "append", "merge"):
+            pc.add(f"{where}: mode '{o.mode}' is not supported."
+                   + valid(["replace", "append", "merge"]), line=spec.line_of("mode"))
+        if o.history not in (None, "scd2"):
+            pc.add(f"{where}: history '{o.history}' is not supported. Valid values: scd2.",
+                   line=spec.line_of("history"))
+        out[str(sid)] = o
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """LineDicts to plain dicts, recursively (the model holds plain data)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---- saving ------------------------------------------------------------------------------
+
+def _ordered(values: dict[str, Any], key_order: list[str], canonical: tuple[str, ...]) -> dict[str, Any]:
+    """Keys in the order they were read, then the rest in canonical order; drops empties."""
+    present = {k: v for k, v in values.items() if v is not None and not (
+        isinstance(v, (list, dict)) and not v)}
+    order = [k for k in key_order if k in present]
+    order += [k for k in canonical if k in present and k not in order]
+    return {k: present[k] for k in order}
+
+
+def to_dict(p: Pipeline) -> dict[str, Any]:
+    """The plain-data form of a pipeline, in file order."""
+    sources = {}
+    for sid, s in p.sources.items():
+        vals = {"description": s.description, "path": s.path, "format": s.format,
+                "options": s.options, "catalog": s.catalog, "staging": s.staging,
+                "sample_key": s.sample_key, "pii_access": s.pii_access}
+        sources[sid] = _ordered(vals, s.key_order, SOURCE_KEYS)
+    steps = []
+    for st in p.steps:
+        vals = {"id": st.id, "description": st.description, "pattern": st.pattern,
+                "inputs": st.inputs, "params": st.params or None, "sql": st.sql}
+        if st.inputs == [] and st.pattern is not None:
+            vals["inputs"] = None
+        steps.append(_ordered(vals, st.key_order, STEP_KEYS))
+    outputs = {}
+    for oid, o in p.outputs.items():
+        vals = {"description": o.description, "path": o.path, "format": o.format,
+                "staging": o.staging, "mode": None if o.mode == "replace" and "mode" not in
+                o.key_order else o.mode, "primary_key": o.primary_key, "history": o.history,
+                "owner": o.owner, "columns": o.columns}
+        outputs[oid] = _ordered(vals, o.key_order, OUTPUT_KEYS)
+    top = {"version": p.version, "name": p.name, "description": p.description,
+           "params": BlockDict(p.params), "sources": BlockDict(sources), "steps": steps,
+           "outputs": BlockDict(outputs)}
+    return _ordered(top, p.key_order, PIPELINE_KEYS)
+
+
+def dump(p: Pipeline) -> str:
+    """The pipeline as YAML text (stable: dump(load(dump(p))) == dump(p))."""
+    return dumps(to_dict(p))
+
+
+def save(p: Pipeline, path: str | Path | None = None) -> Path:
+    """Write the pipeline atomically to ``path`` (default: where it was loaded from)."""
+    target = Path(path) if path else p.path
+    if target is None:
+        raise ConfigError("the pipeline has no file yet: give a path to save it to.")
+    atomic_write_text(target, dump(p))
+    return target

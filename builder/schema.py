@@ -1,0 +1,122 @@
+"""Schema propagation: the columns and types of every source and step, without running them.
+
+Sources are described once (DuckDB reads only file metadata or a sniffed sample) and cached by
+file identity (paths, sizes, mtimes). Each step is then typed by running its own query over
+*empty* tables standing for its inputs, so typing one step costs the same at step 1 or step 500
+(the whole pipeline types in linear time) and uses DuckDB's own binder, so the types are exactly
+the ones the run will produce.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from patterns.base import ColumnInfo, ident
+
+Schema = tuple[ColumnInfo, ...]
+
+_SOURCE_CACHE: OrderedDict[tuple[object, ...], Schema] = OrderedDict()
+_SOURCE_CACHE_LOCK = threading.Lock()
+_SOURCE_CACHE_SIZE = 256
+
+
+def file_identity(path: str) -> tuple[tuple[str, int, int], ...]:
+    """(path, size, mtime_ns) of every file a path or glob matches; changes when data changes."""
+    if "://" in path:
+        return ((path, 0, 0),)
+    matches = sorted(glob.glob(path, recursive=True)) if any(c in path for c in "*?[") else [path]
+    out = []
+    for m in matches:
+        try:
+            st = os.stat(m)
+        except OSError:
+            continue
+        out.append((m, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def cached_source_schema(key: tuple[object, ...]) -> Schema | None:
+    with _SOURCE_CACHE_LOCK:
+        hit = _SOURCE_CACHE.get(key)
+        if hit is not None:
+            _SOURCE_CACHE.move_to_end(key)
+        return hit
+
+
+def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
+    with _SOURCE_CACHE_LOCK:
+        _SOURCE_CACHE[key] = schema
+        while len(_SOURCE_CACHE) > _SOURCE_CACHE_SIZE:
+            _SOURCE_CACHE.popitem(last=False)
+
+
+class Typer:
+    """Types queries against empty stand-in tables in a private in-memory DuckDB."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+        self.con.execute("SET TimeZone='UTC'")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def describe_query(self, sql: str) -> Schema:
+        """Columns of a (DuckDB) query; raises duckdb.Error when it does not bind."""
+        rows = self.con.execute(f"DESCRIBE {sql}").fetchall()
+        return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
+
+    def define(self, name: str, schema: Schema) -> None:
+        """Create (or replace) an empty table ``name`` with the given schema."""
+        table = ident(name).sql("duckdb")
+        if not schema:
+            # A relation with no columns cannot be a table; a single hidden column stands in.
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT 1 AS _dy_empty LIMIT 0")
+            return
+        cols = ", ".join(f"{ident(c.name).sql('duckdb')} {c.type}" for c in schema)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
+
+    def type_query(self, name: str, query: exp.Query) -> Schema:
+        """Type a step's query over the empty inputs, and define ``name`` as its result."""
+        schema = self.describe_query(query.sql(dialect="duckdb"))
+        self.define(name, schema)
+        return schema
+
+
+def describe_source(read_sql: str, key: tuple[object, ...]) -> Schema:
+    """Schema of a source's read query, cached by ``key`` (file identity and read options)."""
+    hit = cached_source_schema(key)
+    if hit is not None:
+        return hit
+    con = duckdb.connect(":memory:", config={
+        "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+    try:
+        con.execute("SET TimeZone='UTC'")
+        rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
+    finally:
+        con.close()
+    schema = tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
+    remember_source_schema(key, schema)
+    return schema
+
+
+def schema_text(schema: Schema) -> str:
+    return ", ".join(f"{c.name} {c.type}" for c in schema)
+
+
+def source_dir(path: str) -> Path:
+    """The folder a source path or glob lives in (the part before the first wildcard)."""
+    head = path
+    for i, ch in enumerate(path):
+        if ch in "*?[":
+            head = path[:i]
+            break
+    p = Path(head)
+    return p if head.endswith(os.sep) else p.parent

@@ -1,0 +1,200 @@
+"""Checks on a user's SQL step before anything runs, and the tables it reads.
+
+A SQL step must be exactly one SELECT (or WITH ... SELECT) query that reads only the pipeline's
+sources and steps. Statements that change state or reach outside the pipeline (DDL, DML, COPY,
+ATTACH, INSTALL, LOAD, PRAGMA, SET, CALL, several statements) and table functions that read
+files directly are refused here, with the step and the SQL line:column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from builder.errors import did_you_mean
+
+# Table-valued functions that only generate values; anything else in FROM (read_csv, glob, ...)
+# would bypass the declared sources and the sandbox.
+SAFE_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+_FORBIDDEN_KEYWORDS = ("ATTACH", "DETACH", "INSTALL", "LOAD", "PRAGMA", "SET", "RESET", "CALL",
+                       "COPY", "EXPORT", "IMPORT", "CHECKPOINT", "VACUUM", "USE", "CREATE",
+                       "DROP", "ALTER", "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE",
+                       "GRANT", "BEGIN", "COMMIT", "ROLLBACK", "DESCRIBE", "SHOW", "SUMMARIZE",
+                       "EXPLAIN")
+# Scalar functions that read files or the environment, refused in SQL steps and expressions.
+FORBIDDEN_FUNCTIONS = frozenset({
+    "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
+    "read_ndjson", "read_ndjson_auto", "read_json_objects", "read_text", "read_blob", "glob",
+    "sniff_csv", "parquet_metadata", "parquet_schema", "parquet_file_metadata",
+    "parquet_kv_metadata", "getenv", "current_setting", "duckdb_settings", "duckdb_extensions",
+    "duckdb_secrets", "query", "query_table", "iceberg_scan", "delta_scan", "read_xlsx",
+    "sqlite_scan", "postgres_scan", "mysql_scan", "load_extension",
+})
+
+
+@dataclass
+class SqlIssue:
+    """A problem in a SQL text, with its position (1-based) when known."""
+
+    message: str
+    line: int | None = None
+    col: int | None = None
+
+
+def parse_query(sql: str) -> tuple[exp.Query | None, SqlIssue | None]:
+    """Parse a SQL step: one SELECT/WITH query, or an issue saying why not."""
+    stripped = sql.strip().rstrip(";").strip()
+    if not stripped:
+        return None, SqlIssue("the SQL is empty. Write a SELECT query over the step's inputs.")
+    try:
+        statements = [s for s in sqlglot.parse(sql, dialect="duckdb") if s is not None]
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        desc = str(err.get("description") or "cannot parse").rstrip(".")
+        token = err.get("highlight")
+        where = f" near '{token}'" if token else ""
+        col = err.get("col")
+        if col and token:
+            col = max(1, col - len(token) + 1)  # sqlglot points at the token's last character
+        return None, SqlIssue(f"SQL does not parse: {desc}{where}.", err.get("line"), col)
+    except TokenError as e:
+        return None, SqlIssue(f"SQL does not parse: {e}.")
+    if len(statements) != 1:
+        return None, SqlIssue(f"a SQL step must be one SELECT query; found {len(statements)} "
+                              "statements. Split them into separate steps.")
+    stmt = statements[0]
+    if not isinstance(stmt, exp.Query):
+        kind = _statement_kind(stmt, sql)
+        return None, SqlIssue(f"a SQL step must be a SELECT query; {kind} statements are not "
+                              "allowed. Sources and outputs are declared in the pipeline, "
+                              "not in SQL.", *_pos_of_first_token(sql))
+    issue = check_expression_tree(stmt)
+    if issue:
+        return None, issue
+    return stmt, None
+
+
+def check_expression_tree(tree: exp.Expression) -> SqlIssue | None:
+    """Refuse nested statements and file-reading functions anywhere in a parsed tree."""
+    for node in tree.walk():
+        if isinstance(node, (exp.Create, exp.Drop, exp.Insert, exp.Update, exp.Delete,
+                             exp.Command, exp.Set, exp.Copy, exp.Pragma, exp.Use,
+                             exp.Merge, exp.Alter)):
+            return SqlIssue(f"{_statement_kind(node, node.sql())} is not allowed inside a query.")
+        name = _function_name(node)
+        if name and name.lower() in FORBIDDEN_FUNCTIONS:
+            line, col = _meta_pos(node)
+            return SqlIssue(f"function '{name.lower()}' is not allowed: a step reads only the "
+                            "pipeline's sources and steps. Declare the file under 'sources:'.",
+                            line, col)
+    return None
+
+
+def _function_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this)
+    if isinstance(node, exp.Func):
+        if isinstance(node, (exp.ReadCSV, exp.ReadParquet)):
+            return node.sql_name()
+        return node.sql_name() if node.sql_name().lower() in FORBIDDEN_FUNCTIONS else None
+    return None
+
+
+def _meta_pos(node: exp.Expression) -> tuple[int | None, int | None]:
+    """Line and start column (1-based) of a parsed node; sqlglot records the token's end."""
+    meta = node.meta if hasattr(node, "meta") else {}
+    this = node.args.get("this")
+    if not meta and isinstance(this, exp.Expression):
+        meta = this.meta
+    line, col = meta.get("line"), meta.get("col")
+    if col is not None:
+        text = node.name if isinstance(node, exp.Identifier) else (
+            str(node.this) if isinstance(node, exp.Anonymous) else
+            node.sql_name() if isinstance(node, exp.Func) else node.name)
+        col = max(1, col - len(text or "") + 1)
+    return line, col
+
+
+def _statement_kind(stmt: exp.Expression, sql: str) -> str:
+    if isinstance(stmt, exp.Command):
+        return str(stmt.this).upper()
+    first = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
+    if first in _FORBIDDEN_KEYWORDS:
+        return first
+    return stmt.key.upper()
+
+
+def _pos_of_first_token(sql: str) -> tuple[int, int]:
+    for i, line in enumerate(sql.splitlines(), start=1):
+        if line.strip():
+            return i, len(line) - len(line.lstrip()) + 1
+    return 1, 1
+
+
+def referenced_tables(query: exp.Query) -> list[exp.Table]:
+    """Tables the query reads from outside itself (CTE names it defines are excluded)."""
+    cte_names: set[str] = set()
+    for cte in query.find_all(exp.CTE):
+        cte_names.add(cte.alias_or_name)
+    seen: list[exp.Table] = []
+    for table in query.find_all(exp.Table):
+        if isinstance(table.this, exp.Func) or isinstance(table.this, exp.Anonymous):
+            continue
+        if not table.name or (not table.args.get("db") and table.name in cte_names):
+            continue
+        seen.append(table)
+    return seen
+
+
+def table_functions(query: exp.Query) -> list[tuple[str, exp.Expression]]:
+    """Table-valued function calls in FROM/JOIN positions (e.g. ``read_csv(...)``)."""
+    out = []
+    for table in query.find_all(exp.Table):
+        if isinstance(table.this, (exp.Func, exp.Anonymous)):
+            fn = table.this
+            name = str(fn.this) if isinstance(fn, exp.Anonymous) else fn.sql_name()
+            out.append((name, fn))
+    return out
+
+
+def infer_inputs(query: exp.Query, known: list[str]) -> tuple[list[str], list[SqlIssue]]:
+    """The pipeline ids a SQL query reads, in order of first use; unknown tables are issues."""
+    names: list[str] = []
+    issues: list[SqlIssue] = []
+    for table in referenced_tables(query):
+        if table.args.get("db") or table.args.get("catalog"):
+            line, col = _meta_pos(table.this) if table.this else (None, None)
+            issues.append(SqlIssue(f"table '{table.sql(dialect='duckdb')}' is not a source or "
+                                   "step of this pipeline. Read sources by their id.", line, col))
+            continue
+        name = table.name
+        if name in known:
+            if name not in names:
+                names.append(name)
+        else:
+            line, col = _meta_pos(table.this) if table.this else (None, None)
+            issues.append(SqlIssue(f"table '{name}' is not a source or step of this pipeline."
+                                   + (did_you_mean(name, known) or
+                                      " Known ids: " + ", ".join(known[:12]) + "."), line, col))
+    for name, fn in table_functions(query):
+        if name.lower() not in SAFE_TABLE_FUNCTIONS:
+            line, col = _meta_pos(fn)
+            issues.append(SqlIssue(f"table function '{name}' is not allowed: a step reads only "
+                                   "the pipeline's sources and steps. Declare files under "
+                                   "'sources:'.", line, col))
+    return names, issues
+
+
+def find_token(sql: str, name: str) -> tuple[int | None, int | None]:
+    """Line and column (1-based) of the first identifier token ``name`` in ``sql``."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="duckdb")
+    except (TokenError, ParseError):
+        return None, None
+    for tok in tokens:
+        if tok.text == name or tok.text.strip('"') == name:
+            return tok.line, max(1, tok.col - len(tok.text) + 1)
+    return None, None

@@ -1,0 +1,195 @@
+"""YAML reading with line numbers and writing in a stable, diff-friendly form.
+
+PyYAML's safe loader is extended so every mapping remembers the line of each key; the model uses
+that to point problems at ``file.yaml:LINE``. Dumping keeps insertion order, writes multi-line
+strings (SQL) as literal blocks and short lists/maps inline, so a load/save cycle is stable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder.errors import ConfigError, Problem
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A dict that knows the YAML line of itself and of each of its keys (1-based)."""
+
+    line: int | None = None
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int | None:
+        return getattr(self, "key_lines", {}).get(key, self.line)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans (only true/false), so a join's ``on:`` stays ``on``."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LineDict:  # type: ignore[override]
+        result = LineDict()
+        result.line = node.start_mark.line + 1
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, (str, int, float, bool, dt.date)) or key is None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "mapping keys must be plain values", key_node.start_mark
+                )
+            key = str(key) if not isinstance(key, str) else key
+            if key in result:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}'", key_node.start_mark
+                )
+            result[key] = self.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+            result.key_lines[key] = key_node.start_mark.line + 1
+        return result
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _Loader.construct_mapping,  # type: ignore[arg-type]
+)
+
+
+_YAML_TOKENS = {
+    "<block sequence start>": "a list item ('-')",
+    "<block mapping start>": "a new key",
+    "<block end>": "the end of the block",
+    "<stream end>": "the end of the file",
+}
+
+
+def loads(text: str, file: str | None = None) -> Any:
+    """Parse YAML text; syntax errors become a one-line :class:`ConfigError` with the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else None
+        what = (e.problem or e.context or "invalid YAML").strip()
+        for token, words in _YAML_TOKENS.items():
+            what = what.replace(f"'{token}'", words).replace(token, words)
+        raise ConfigError(
+            Problem(f"invalid YAML: {what}. Check indentation and quoting.", file=file, line=line)
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(Problem(f"invalid YAML: {e}", file=file)) from None
+
+
+def parse_scalar(text: str) -> Any:
+    """Read a ``--set`` value as a YAML scalar: ``8`` -> 8, ``2024-01-01`` -> date, else a string."""
+    try:
+        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, (dict, list)):
+        return text
+    return "" if value is None and text.strip() not in ("null", "~") else value
+
+
+class BlockDict(dict):  # type: ignore[type-arg]
+    """A mapping always written in block style (top-level sections of a pipeline file)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key ("steps:\n  - id: a"), as people write them.
+        super().increase_indent(flow, False)
+
+
+# Same YAML 1.2 booleans as the loader: 'on', 'yes', 'no' are written unquoted.
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        # Literal block keeps SQL readable; trailing spaces on lines would force quoting.
+        value = "\n".join(line.rstrip() for line in value.split("\n"))
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    if "'" in value and '"' not in value and "\\" not in value:
+        # SQL quotes text with ': prefer "a = 'x'" to 'a = ''x''' where quoting is needed.
+        analysis = dumper.analyze_scalar(value)  # type: ignore[attr-defined]
+        if not analysis.allow_flow_plain or not analysis.allow_block_plain:
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+def _is_leaf(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(not isinstance(v, (dict, list)) or (isinstance(v, list) and _is_leaf(v))
+                   for v in value.values()) and all(
+            not (isinstance(v, str) and "\n" in v) for v in value.values())
+    if isinstance(value, list):
+        return all(not isinstance(v, (dict, list)) for v in value) and all(
+            not (isinstance(v, str) and "\n" in v) for v in value)
+    return True
+
+
+def _represent_dict(dumper: yaml.SafeDumper, value: dict) -> yaml.MappingNode:  # type: ignore[type-arg]
+    flow = bool(value) and _is_leaf(value) and len(str(value)) < 90
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=flow)
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list) -> yaml.SequenceNode:  # type: ignore[type-arg]
+    flow = _is_leaf(value) and len(str(value)) < 90
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(dict, _represent_dict)
+_Dumper.add_representer(LineDict, _represent_dict)
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(
+    BlockDict,
+    lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=False),
+)
+
+
+def dumps(data: Any) -> str:
+    """Dump data in Dockyard's canonical layout (insertion order, inline leaves, SQL blocks)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so readers see the old or the new content, never half (temp, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

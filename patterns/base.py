@@ -1,0 +1,344 @@
+"""The pattern interface: what every block in the palette declares, and the registry.
+
+A pattern is one module under ``patterns/`` that defines
+
+* a module docstring: the help text users see (first line is the summary),
+* ``Params``: a pydantic model (types, defaults, ``Literal`` choices, a description per field;
+  the app builds its form from it; column fields are marked with :func:`column_field` etc. so the
+  app shows pickers and validation checks the names against the input's schema),
+* ``build(params, ctx) -> exp.Query | Built``: sqlglot expressions, never SQL strings,
+* ``PATTERN = Pattern(...)``: name, category, input arity, an example.
+
+``patterns/__init__.py`` lists the modules explicitly; :class:`Registry` refuses duplicates and
+checks each pattern when it is declared (docstring, param model, an example that validates).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+import sqlglot
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlglot import exp
+
+from builder.errors import did_you_mean
+from builder.sqlparams import render_params
+
+ARITY_N = "n"
+Arity = Union[int, Literal["n"]]
+
+CATEGORIES = (
+    "Columns & rows", "Combine", "Aggregate & window", "Time", "Slowly changing",
+    "Reshape", "Keys & privacy", "Quality",
+)
+
+FieldKind = Literal["column", "columns", "column_map", "order_by", "sql", "sql_map"]
+
+
+# ---- param field helpers -----------------------------------------------------------------
+
+def _field(kind: FieldKind, description: str, input: int | None, default: Any,
+           **kw: Any) -> Any:
+    extra = {"dy_kind": kind, "dy_input": input}
+    if default is ...:
+        return Field(..., description=description, json_schema_extra=extra, **kw)
+    if isinstance(default, (list, dict)):
+        return Field(default_factory=lambda d=default: type(d)(d), description=description,
+                     json_schema_extra=extra, **kw)
+    return Field(default, description=description, json_schema_extra=extra, **kw)
+
+
+def column_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """A field holding one column name of input ``input`` (None: any input)."""
+    return _field("column", description, input, default)
+
+
+def columns_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """A field holding a list of column names of input ``input``."""
+    return _field("columns", description, input, default)
+
+
+def column_map_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """A mapping whose keys are column names of input ``input`` (values are pattern-specific)."""
+    return _field("column_map", description, input, default)
+
+
+def order_by_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """An ``order_by`` list: ``col``, ``"col desc"`` or ``{column, descending, nulls_last}``."""
+    return _field("order_by", description, input, default)
+
+
+def sql_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """A SQL expression (DuckDB dialect) over the input's columns; ``{{ name }}`` allowed."""
+    return _field("sql", description, input, default)
+
+
+def sql_map_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
+    """A mapping ``name: SQL expression``."""
+    return _field("sql_map", description, input, default)
+
+
+def field_kind(model: type[BaseModel], name: str) -> tuple[str | None, int | None]:
+    """(kind, input index) of a param field, from its ``column_field``-style declaration."""
+    extra = model.model_fields[name].json_schema_extra
+    if isinstance(extra, dict) and "dy_kind" in extra:
+        return str(extra["dy_kind"]), extra.get("dy_input")  # type: ignore[return-value]
+    return None, None
+
+
+class PatternParams(BaseModel):
+    """Base of every param model: unknown params are errors, values are validated."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class OrderSpec(BaseModel):
+    """One ``order_by`` item in its long form."""
+
+    model_config = ConfigDict(extra="forbid")
+    column: str = Field(description="Column to sort by.")
+    descending: bool = Field(False, description="Sort from high to low.")
+    nulls_last: bool = Field(True, description="NULLs after the other values (the default).")
+
+
+OrderItem = Union[str, OrderSpec]
+_ORDER_RE = re.compile(r"^(?P<col>.+?)\s+(?P<dir>asc|desc)$", re.IGNORECASE)
+
+
+def order_specs(items: Iterable[OrderItem]) -> list[OrderSpec]:
+    """Normalise ``order_by`` items: ``"ts desc"`` -> OrderSpec(column='ts', descending=True)."""
+    specs = []
+    for item in items:
+        if isinstance(item, OrderSpec):
+            specs.append(item)
+            continue
+        m = _ORDER_RE.match(item.strip())
+        if m:
+            specs.append(OrderSpec(column=m["col"].strip(), descending=m["dir"].lower() == "desc"))
+        else:
+            specs.append(OrderSpec(column=item.strip()))
+    return specs
+
+
+# ---- the build context -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """A column of a relation: name and DuckDB type name (e.g. ``BIGINT``, ``TIMESTAMP``)."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Relation:
+    """An input of a step as patterns see it: a table name and its (propagated) schema."""
+
+    name: str
+    columns: tuple[ColumnInfo, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def type_of(self, column: str) -> str:
+        for c in self.columns:
+            if c.name == column:
+                return c.type
+        raise KeyError(column)
+
+    def has(self, column: str) -> bool:
+        return any(c.name == column for c in self.columns)
+
+    def table(self, alias: str | None = None) -> exp.Table:
+        """This relation as a quoted table reference (optionally aliased)."""
+        t = exp.Table(this=exp.to_identifier(self.name, quoted=True))
+        if alias:
+            t.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+        return t
+
+
+def ident(name: str) -> exp.Identifier:
+    """A quoted identifier: every column or alias a pattern writes goes through this."""
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    """A quoted column reference, optionally qualified by a (quoted) table alias."""
+    return exp.Column(this=ident(name), table=ident(table) if table else None)
+
+
+def alias(expression: exp.Expression, name: str) -> exp.Alias:
+    """``expression AS "name"`` with the alias quoted."""
+    return exp.Alias(this=expression, alias=ident(name))
+
+
+def ordered(spec: OrderSpec, table: str | None = None) -> exp.Ordered:
+    """An ORDER BY item with explicit NULLS placement (engines differ in their defaults)."""
+    return exp.Ordered(this=col(spec.column, table), desc=spec.descending,
+                       nulls_first=not spec.nulls_last)
+
+
+def literal(value: Any) -> exp.Expression:
+    """A Python value as a SQL literal expression (strings quoted by sqlglot)."""
+    return exp.convert(value)
+
+
+class ParamError(Exception):
+    """Raised by a build function for a bad param value; becomes a one-line validation error.
+
+    ``param`` names the param (``aggregations[1].column`` style paths are fine); the message
+    says what is wrong and how to fix it, names in single quotes.
+    """
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.message = message
+
+
+@dataclass
+class BuildContext:
+    """Everything a pattern's build function may use besides its params."""
+
+    step_id: str
+    inputs: list[Relation]
+    pipeline_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input(self) -> Relation:
+        """The single input of a one-input pattern."""
+        return self.inputs[0]
+
+    def expr(self, text: str) -> exp.Expression:
+        """Parse a user's SQL expression (DuckDB dialect), with ``{{ name }}`` as literals."""
+        sql = render_params(text, self.pipeline_params)
+        return sqlglot.parse_one(sql, dialect="duckdb")
+
+    def check_column(self, name: str, param: str, input: int = 0) -> str:
+        """Raise :class:`ParamError` unless input ``input`` has column ``name``; returns it.
+
+        Use for column names nested inside params (e.g. ``aggregations[0].column``); top-level
+        fields declared with ``column_field`` and friends are checked before build is called.
+        """
+        rel = self.inputs[input]
+        if not rel.has(name):
+            raise ParamError(param, f"column '{name}' not found in input '{rel.name}'."
+                             + (did_you_mean(name, rel.column_names)
+                                or " Columns: " + ", ".join(rel.column_names[:12]) + "."))
+        return name
+
+    def data_type(self, text: str) -> exp.DataType:
+        """Parse a type name (DuckDB dialect), e.g. ``DECIMAL(10,2)``."""
+        return exp.DataType.build(text, dialect="duckdb")
+
+
+@dataclass
+class Check:
+    """A data check a step runs after it is computed: ``failing`` selects the offending rows."""
+
+    name: str
+    failing: exp.Query
+    on_fail: Literal["error", "warn", "quarantine"] = "error"
+
+
+@dataclass
+class Built:
+    """What a build function may return instead of a bare query."""
+
+    query: exp.Query
+    checks: list[Check] = field(default_factory=list)
+    rejected: exp.Query | None = None  # becomes readable as '<step id>.rejected'
+
+
+BuildFn = Callable[[Any, BuildContext], "exp.Query | Built"]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A declared pattern. Checked when declared: a docstring, a param model, a valid example."""
+
+    name: str
+    category: str
+    arity: Arity
+    params: type[PatternParams]
+    build: BuildFn
+    doc: str | None
+    example: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z][a-z0-9_]*$", self.name):
+            raise ValueError(f"pattern name '{self.name}' must be snake_case")
+        if not self.doc or not self.doc.strip():
+            raise ValueError(f"pattern '{self.name}' has no docstring (its help text)")
+        if not (isinstance(self.params, type) and issubclass(self.params, PatternParams)):
+            raise ValueError(f"pattern '{self.name}': params must subclass PatternParams")
+        if self.category not in CATEGORIES:
+            raise ValueError(f"pattern '{self.name}': unknown category '{self.category}'")
+        if not (self.arity == ARITY_N or self.arity in (0, 1, 2)):
+            raise ValueError(f"pattern '{self.name}': arity must be 0, 1, 2 or 'n'")
+        try:
+            self.params.model_validate(self.example)
+        except ValidationError as e:
+            raise ValueError(f"pattern '{self.name}': its example does not validate: {e}") from e
+
+    @property
+    def summary(self) -> str:
+        return (self.doc or "").strip().splitlines()[0]
+
+    @property
+    def help(self) -> str:
+        return _dedent(self.doc or "")
+
+    def arity_text(self) -> str:
+        return {0: "no inputs", 1: "1 input", 2: "2 inputs"}.get(self.arity, "1 or more inputs")  # type: ignore[call-overload]
+
+    def accepts(self, n_inputs: int) -> bool:
+        return n_inputs >= 1 if self.arity == ARITY_N else n_inputs == self.arity
+
+
+def _dedent(doc: str) -> str:
+    import inspect
+
+    return inspect.cleandoc(doc)
+
+
+class Registry:
+    """The patterns by name; refuses duplicate names."""
+
+    def __init__(self, patterns: Iterable[Pattern] = ()) -> None:
+        self._patterns: dict[str, Pattern] = {}
+        for p in patterns:
+            self.register(p)
+
+    def register(self, pattern: Pattern) -> None:
+        if pattern.name in self._patterns:
+            raise ValueError(f"pattern '{pattern.name}' is registered twice")
+        self._patterns[pattern.name] = pattern
+
+    def get(self, name: str) -> Pattern:
+        return self._patterns[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._patterns
+
+    def __iter__(self) -> Iterator[Pattern]:
+        return iter(self._patterns.values())
+
+    def __len__(self) -> int:
+        return len(self._patterns)
+
+    def names(self) -> list[str]:
+        return list(self._patterns)
+
+    def suggest(self, name: str) -> str:
+        return did_you_mean(name, self._patterns)
+
+    def by_category(self) -> dict[str, list[Pattern]]:
+        out: dict[str, list[Pattern]] = {c: [] for c in CATEGORIES}
+        for p in self._patterns.values():
+            out[p.category].append(p)
+        return {c: ps for c, ps in out.items() if ps}

@@ -1,0 +1,236 @@
+"""Running and previewing on DuckDB: results equal hand-written SQL, outputs are atomic, the
+CLI's exit codes hold, previews reuse cached upstream results."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from builder import api
+from builder.cli import main
+from builder.compiler import plan
+from builder.model import load, loads_pipeline
+from builder.preview import Previewer
+
+DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
+
+
+def _write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
+    f = tmp_path / name
+    f.write_text(textwrap.dedent(body).replace("{DATA}", str(DATA)), encoding="utf-8")
+    return f
+
+
+PIPELINE = """\
+    version: 1
+    name: t
+    params:
+      min_day: 2024-01-01
+    sources:
+      clicks: {path: '{DATA}/clicks.csv'}
+      users: {path: '{DATA}/users.csv'}
+    steps:
+      - id: paid
+        pattern: filter
+        inputs: [clicks]
+        params: {where: "amount IS NOT NULL OR page = 'home'"}
+      - id: picked
+        pattern: select
+        inputs: [paid]
+        params: {columns: [user_id, ts, amount]}
+      - id: daily
+        sql: |
+          SELECT p.user_id, u.name, CAST(p.ts AS DATE) AS day, count(*) AS events,
+                 sum(p.amount) AS amount
+          FROM picked p LEFT JOIN users u USING (user_id)
+          WHERE p.ts >= {{ min_day }}
+          GROUP BY ALL
+    outputs:
+      daily: {path: out/daily.parquet}
+      picked: {path: out/picked.csv}
+"""
+
+HAND_WRITTEN = f"""
+    SELECT c.user_id, u.name, CAST(c.ts AS DATE) AS day, count(*) AS events,
+           sum(c.amount) AS amount
+    FROM read_csv('{DATA}/clicks.csv') c LEFT JOIN read_csv('{DATA}/users.csv') u USING (user_id)
+    WHERE (c.amount IS NOT NULL OR c.page = 'home') AND c.ts >= DATE '2024-01-01'
+    GROUP BY ALL ORDER BY ALL
+"""
+
+
+def test_run_matches_hand_written_sql(tmp_path):
+    f = _write(tmp_path, PIPELINE)
+    result = api.run(load(f))
+    assert [s.node for s in result.steps] == ["paid", "picked", "daily"]
+    assert result.steps[0].rows == 6  # every row has an amount or is on home
+    got = duckdb.sql(f"SELECT * FROM '{tmp_path}/out/daily.parquet' ORDER BY ALL").fetchall()
+    want = duckdb.sql(HAND_WRITTEN).fetchall()
+    assert got == want and len(got) == 2
+    assert ("O'Brien" in {r[1] for r in got})
+    csv_rows = duckdb.sql(f"SELECT count(*) FROM read_csv('{tmp_path}/out/picked.csv')").fetchall()
+    assert csv_rows == [(6,)]
+    assert not list((tmp_path / "out").glob(".*tmp*")), "temp files left behind"
+
+
+def test_set_overrides_param(tmp_path, capsys):
+    f = _write(tmp_path, PIPELINE)
+    assert main(["run", str(f), "--set", "min_day=2024-01-02"]) == 0
+    days = duckdb.sql(f"SELECT DISTINCT day FROM '{tmp_path}/out/daily.parquet'").fetchall()
+    assert [str(d[0]) for d in days] == ["2024-01-02"]
+    out = capsys.readouterr().out
+    assert "[3/3] step daily: 1 rows" in out and "wrote daily: 1 rows" in out
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    good = _write(tmp_path, PIPELINE)
+    assert main(["validate", str(good)]) == 0
+    assert main(["run", str(good), "--set", "nope=1"]) == 2
+    assert "the pipeline has no param 'nope'" in capsys.readouterr().err
+    # Invalid pipeline: 2. Failure while running (a cast that fails on the data): 1.
+    bad = _write(tmp_path, PIPELINE.replace("min_day: 2024-01-01", "min_day: oops"), "bad.yaml")
+    assert main(["run", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "step 'daily' failed" in err and "Traceback" not in err
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "pipeline file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as ei:
+        main(["run"])
+    assert ei.value.code == 2
+    assert main(["compile", str(good), "--dialect", "duckdbb"]) == 2
+    assert "unknown dialect 'duckdbb'. Did you mean 'duckdb'?" in capsys.readouterr().err
+
+
+def test_compile_golden_sql(tmp_path, capsys):
+    f = _write(tmp_path, PIPELINE)
+    assert main(["compile", str(f), "--step", "picked"]) == 0
+    sql = capsys.readouterr().out
+    assert sql == textwrap.dedent(f"""\
+        WITH "clicks" AS (
+          SELECT
+            *
+          FROM READ_CSV('{DATA}/clicks.csv')
+        ), "paid" AS (
+          SELECT
+            *
+          FROM "clicks"
+          WHERE
+            NOT amount IS NULL OR page = 'home'
+        ), "picked" AS (
+          SELECT
+            "user_id",
+            "ts",
+            "amount"
+          FROM "paid"
+        )
+        SELECT
+          *
+        FROM "picked"
+        """)
+    # The compiled query runs by itself and gives the step's rows.
+    assert len(duckdb.sql(sql).fetchall()) == 6
+    assert main(["compile", str(f), "--step", "picked", "--dialect", "spark"]) == 0
+    assert "FROM `paid`" in capsys.readouterr().out
+
+
+def test_preview_and_cli_preview_formats(tmp_path, capsys):
+    f = _write(tmp_path, PIPELINE)
+    res = api.preview(load(f), "daily", limit=2)
+    assert res.row_count == 2 and len(res.rows) == 2
+    assert [c for c, _ in res.columns] == ["user_id", "name", "day", "events", "amount"]
+    assert not (tmp_path / "out").exists(), "preview must not write outputs"
+    assert main(["preview", str(f), "picked", "--format", "json", "--limit", "1"]) == 0
+    out = capsys.readouterr().out
+    assert '"row_count": 6' in out and '"user_id": 1' in out
+    assert main(["preview", str(f), "picked", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "user_id,ts,amount"
+
+
+def test_schema_known_without_running(tmp_path):
+    p = plan(load(_write(tmp_path, PIPELINE)))
+    assert [(c.name, c.type) for c in p.steps["daily"].columns] == [
+        ("user_id", "BIGINT"), ("name", "VARCHAR"), ("day", "DATE"), ("events", "BIGINT"),
+        ("amount", "DOUBLE")]
+
+
+def test_preview_recomputes_only_the_edited_step(tmp_path):
+    f = _write(tmp_path, PIPELINE)
+    pipeline = load(f)
+    with Previewer() as pv:
+        pv.preview(plan(pipeline), "daily")
+        assert pv.computed == ["clicks", "users", "paid", "picked", "daily"]
+        pv.computed.clear()
+        pv.preview(plan(pipeline), "daily")
+        assert pv.computed == []  # everything cached
+        pipeline.step("daily").sql = pipeline.step("daily").sql.replace("count(*)", "count(1)")
+        res = pv.preview(plan(pipeline), "daily")
+        assert pv.computed == ["daily"] and res.row_count == 2
+        pv.computed.clear()
+        pipeline.step("paid").params["where"] = "amount > 5"
+        pv.preview(plan(pipeline), "daily")
+        assert pv.computed == ["paid", "picked", "daily"]
+
+
+def test_sample_preview_keeps_whole_keys(tmp_path):
+    body = PIPELINE.replace("clicks: {path: '{DATA}/clicks.csv'}",
+                            "clicks: {path: '{DATA}/clicks.csv', sample_key: [user_id]}")
+    pipeline = load(_write(tmp_path, body))
+    from builder.preview import SampleSpec
+
+    with Previewer() as pv:
+        cols, rows = pv.fetch(plan(pipeline), "clicks", sample=SampleSpec(rows=3, seed=1))
+        full = duckdb.sql(f"SELECT user_id, count(*) FROM read_csv('{DATA}/clicks.csv') "
+                          "GROUP BY ALL").fetchall()
+        per_user: dict[int, int] = {}
+        for r in rows:
+            per_user[r[0]] = per_user.get(r[0], 0) + 1
+        assert len(rows) < 6
+        for user, n in per_user.items():  # every sampled user has all of its rows
+            assert (user, n) in full
+        res = pv.preview(plan(pipeline), "daily", sample=SampleSpec(rows=3, seed=1))
+        assert res.approximate
+
+
+KILL_PIPELINE = """\
+    version: 1
+    name: slow
+    sources:
+      clicks: {path: '{DATA}/clicks.csv'}
+    steps:
+      - id: big
+        sql: SELECT c.*, r.range AS n FROM clicks c, range({N}) r
+    outputs:
+      big: {path: out/big.parquet}
+"""
+
+
+def test_killed_run_leaves_previous_output_intact(tmp_path):
+    small = _write(tmp_path, KILL_PIPELINE.replace("{N}", "10"))
+    assert main(["run", str(small)]) == 0
+    target = tmp_path / "out" / "big.parquet"
+    before = duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall()
+    assert before == [(60,)]
+    big = _write(tmp_path, KILL_PIPELINE.replace("{N}", "3000000"))
+    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "run", str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Kill it while it writes: wait until its temp output appears, or the step is running.
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if list(target.parent.glob(".big.parquet.dockyard-tmp-*")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == before
+    # The next successful run replaces the output and clears the dead run's temp file.
+    assert main(["run", str(small)]) == 0
+    assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))
