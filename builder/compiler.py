@@ -30,12 +30,12 @@ from builder.schema import Schema, Typer, describe_source, file_identity
 from builder.sqlparams import render_params
 from patterns import PATTERNS
 from patterns.base import (
-    Built,
     BuildContext,
+    Built,
     Check,
     ColumnInfo,
-    Pattern,
     ParamError,
+    Pattern,
     Registry,
     Relation,
     field_kind,
@@ -120,7 +120,6 @@ class Plan:
         if node in self.sources:
             return self.sources[node].columns
         if node in self.side_nodes:
-            sp = self.steps[self.side_nodes[node]]
             return self._rejected_schema.get(node)
         return self.steps[node].columns if node in self.steps else None
 
@@ -192,7 +191,7 @@ def read_query(pipeline: Pipeline, src: Source) -> exp.Query:
     path = pipeline.resolve(src.path)
     fmt = src.resolved_format
     fn = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}[fmt or "parquet"]
-    args: list[exp.Expression] = [exp.Literal.string(path)]
+    args: list[exp.Expr] = [exp.Literal.string(path)]
     for key, value in {**(_CSV_DEFAULTS if fmt == "csv" else {}), **src.options}.items():
         args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
     func = exp.Anonymous(this=fn, expressions=args)

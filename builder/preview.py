@@ -119,7 +119,6 @@ class Previewer:
             con = self._connection(plan)
             fps = self.fingerprints(plan, node, sample)
             for n in plan.needed_for([node]):
-                table = TABLE_PREFIX + fps[n]
                 if fps[n] in self._tables:
                     self._tables.move_to_end(fps[n])
                     continue

@@ -77,7 +77,7 @@ def parse_query(sql: str) -> tuple[exp.Query | None, SqlIssue | None]:
     return stmt, None
 
 
-def check_expression_tree(tree: exp.Expression) -> SqlIssue | None:
+def check_expression_tree(tree: exp.Expr) -> SqlIssue | None:
     """Refuse nested statements and file-reading functions anywhere in a parsed tree."""
     for node in tree.walk():
         if isinstance(node, (exp.Create, exp.Drop, exp.Insert, exp.Update, exp.Delete,
@@ -93,7 +93,7 @@ def check_expression_tree(tree: exp.Expression) -> SqlIssue | None:
     return None
 
 
-def _function_name(node: exp.Expression) -> str | None:
+def _function_name(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Anonymous):
         return str(node.this)
     if isinstance(node, exp.Func):
@@ -103,11 +103,11 @@ def _function_name(node: exp.Expression) -> str | None:
     return None
 
 
-def _meta_pos(node: exp.Expression) -> tuple[int | None, int | None]:
+def _meta_pos(node: exp.Expr) -> tuple[int | None, int | None]:
     """Line and start column (1-based) of a parsed node; sqlglot records the token's end."""
     meta = node.meta if hasattr(node, "meta") else {}
     this = node.args.get("this")
-    if not meta and isinstance(this, exp.Expression):
+    if not meta and isinstance(this, exp.Expr):
         meta = this.meta
     line, col = meta.get("line"), meta.get("col")
     if col is not None:
@@ -118,7 +118,7 @@ def _meta_pos(node: exp.Expression) -> tuple[int | None, int | None]:
     return line, col
 
 
-def _statement_kind(stmt: exp.Expression, sql: str) -> str:
+def _statement_kind(stmt: exp.Expr, sql: str) -> str:
     if isinstance(stmt, exp.Command):
         return str(stmt.this).upper()
     first = sql.strip().split(None, 1)[0].upper() if sql.strip() else ""
@@ -149,7 +149,7 @@ def referenced_tables(query: exp.Query) -> list[exp.Table]:
     return seen
 
 
-def table_functions(query: exp.Query) -> list[tuple[str, exp.Expression]]:
+def table_functions(query: exp.Query) -> list[tuple[str, exp.Expr]]:
     """Table-valued function calls in FROM/JOIN positions (e.g. ``read_csv(...)``)."""
     out = []
     for table in query.find_all(exp.Table):

@@ -23,7 +23,7 @@ def literal_sql(value: Any, dialect: str = "duckdb") -> str:
     >>> literal_sql(dt.date(2024, 1, 1))
     "CAST('2024-01-01' AS DATE)"
     """
-    node: exp.Expression
+    node: exp.Expr
     if value is None:
         node = exp.Null()
     elif isinstance(value, bool):

@@ -171,7 +171,7 @@ def col(name: str, table: str | None = None) -> exp.Column:
     return exp.Column(this=ident(name), table=ident(table) if table else None)
 
 
-def alias(expression: exp.Expression, name: str) -> exp.Alias:
+def alias(expression: exp.Expr, name: str) -> exp.Alias:
     """``expression AS "name"`` with the alias quoted."""
     return exp.Alias(this=expression, alias=ident(name))
 
@@ -182,7 +182,7 @@ def ordered(spec: OrderSpec, table: str | None = None) -> exp.Ordered:
                        nulls_first=not spec.nulls_last)
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     """A Python value as a SQL literal expression (strings quoted by sqlglot)."""
     return exp.convert(value)
 
@@ -213,7 +213,7 @@ class BuildContext:
         """The single input of a one-input pattern."""
         return self.inputs[0]
 
-    def expr(self, text: str) -> exp.Expression:
+    def expr(self, text: str) -> exp.Expr:
         """Parse a user's SQL expression (DuckDB dialect), with ``{{ name }}`` as literals."""
         sql = render_params(text, self.pipeline_params)
         return sqlglot.parse_one(sql, dialect="duckdb")

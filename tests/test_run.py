@@ -17,7 +17,7 @@ import pytest
 from builder import api
 from builder.cli import main
 from builder.compiler import plan
-from builder.model import load, loads_pipeline
+from builder.model import load
 from builder.preview import Previewer
 
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()

@@ -1,0 +1,61 @@
+"""Meta-tests: the pattern registry, its documentation and the generated reference page."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.cli import main
+from builder.docs import DOC_PATH, patterns_markdown
+from patterns import PATTERNS
+from patterns.base import Pattern, PatternParams, Registry
+from patterns.filter import PATTERN as FILTER
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "tests" / "fixtures" / "patterns"
+
+
+@pytest.mark.parametrize("pattern", list(PATTERNS), ids=PATTERNS.names())
+def test_every_pattern_is_complete(pattern: Pattern):
+    module = importlib.import_module(f"patterns.{pattern.name}")
+    assert module.PATTERN is pattern, "module must be named after its pattern"
+    assert pattern.doc and len(pattern.help.splitlines()) >= 2, "docstring needs a body"
+    for name, field in pattern.params.model_fields.items():
+        assert field.description, f"param '{name}' has no description"
+    assert (CASES / f"{pattern.name}.yaml").exists()
+
+
+def test_registry_refuses_duplicates_and_undocumented_patterns():
+    with pytest.raises(ValueError, match="registered twice"):
+        Registry([FILTER, FILTER])
+
+    class P(PatternParams):
+        pass
+
+    with pytest.raises(ValueError, match="has no docstring"):
+        Pattern(name="x", category="Quality", arity=1, params=P, build=FILTER.build, doc="",
+                example={})
+    with pytest.raises(ValueError, match="its example does not validate"):
+        Pattern(name="x", category="Quality", arity=1, params=FILTER.params,
+                build=FILTER.build, doc="Doc.", example={"nope": 1})
+
+
+def test_reference_page_is_up_to_date():
+    current = (ROOT / DOC_PATH).read_text(encoding="utf-8")
+    assert current == patterns_markdown(), (
+        "docs/patterns.md is out of date: run 'python -m builder.docs'")
+
+
+def test_cli_lists_every_pattern(capsys):
+    assert main(["patterns", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in listed] == PATTERNS.names()
+    filt = next(p for p in listed if p["name"] == "filter")
+    assert filt["params"][0]["name"] == "where" and filt["params"][0]["kind"] == "sql"
+    assert main(["patterns"]) == 0
+    table = capsys.readouterr().out
+    for name in PATTERNS.names():
+        assert f"  {name} " in table
