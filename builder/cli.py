@@ -102,9 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = _load(args)
     if getattr(args, "upstream", False):
-        from builder import runs
+        import importlib
 
-        runs.run_upstream(pipeline, engine=args.engine, out=sys.stdout)
+        importlib.import_module("builder.runs").run_upstream(pipeline, engine=args.engine,
+                                                             out=sys.stdout)
     p = plan(pipeline)
     _print_problems(p.warnings)
     if p.errors:
@@ -240,8 +241,10 @@ _EXTRA_COMMANDS: list[Any] = []
 
 
 def _register_extras() -> None:
+    import importlib
+
     try:
-        from builder import cli_catalog  # noqa: F401 - registers its commands
+        importlib.import_module("builder.cli_catalog")  # registers its commands
     except ImportError:
         pass
 

@@ -252,7 +252,7 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
 
 # ---- params ------------------------------------------------------------------------------
 
-def _literal_choices(model: type, loc: tuple[Any, ...]) -> list[str] | None:
+def _literal_choices(model: Any, loc: tuple[Any, ...]) -> list[str] | None:
     if len(loc) != 1 or loc[0] not in getattr(model, "model_fields", {}):
         return None
     ann = model.model_fields[loc[0]].annotation  # type: ignore[attr-defined]
@@ -277,7 +277,7 @@ def _loc_text(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def pydantic_messages(model: type, e: ValidationError) -> list[tuple[str, str]]:
+def pydantic_messages(model: Any, e: ValidationError) -> list[tuple[str, str]]:
     """(param, message) pairs in Dockyard's wording for a pydantic ValidationError."""
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -555,7 +555,8 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
                 continue
             st = pipeline.step(node)
             sp_step = StepPlan(step=st, inputs=inputs.get(st.id, []),
-                               pattern=registry.get(st.pattern) if st.pattern in registry else None)
+                               pattern=registry.get(st.pattern) if st.pattern is not None
+                               and st.pattern in registry else None)
             result.steps[st.id] = sp_step
             if st.id in broken or any(i in broken or i not in g for i in sp_step.inputs):
                 broken.add(st.id)

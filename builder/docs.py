@@ -103,7 +103,7 @@ def patterns_markdown() -> str:
                                f"| {_default_text(r['default']).replace('|', chr(92) + '|')} "
                                f"| {desc} |")
                 out.append("")
-            example = {"id": f"my_{p.name}", "pattern": p.name}
+            example: dict[str, Any] = {"id": f"my_{p.name}", "pattern": p.name}
             if p.arity != 0:
                 example["inputs"] = ["input_a", "input_b"][: 2 if p.arity in (2, "n") else 1]
             example["params"] = p.example

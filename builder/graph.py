@@ -86,9 +86,9 @@ def build_graph(
         i = cycle.index(start)
         ordered = cycle[i:] + cycle[:i]
         path = " -> ".join(f"'{n}'" for n in ordered + [ordered[0]])
-        st = pipeline.step(start) if start in pipeline.step_ids() else None
+        first = pipeline.step(start) if start in pipeline.step_ids() else None
         problems.append(Problem(f"cycle: {path}. Remove one of these inputs.", file=file,
-                                line=st.line if st else None, step=start, kind="graph"))
+                                line=first.line if first else None, step=start, kind="graph"))
     for oid, out in pipeline.outputs.items():
         if oid not in g or g.nodes[oid].get("kind") == "source":
             hint = did_you_mean(oid, [n for n in known if g.nodes[n].get("kind") != "source"])

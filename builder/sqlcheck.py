@@ -151,7 +151,7 @@ def referenced_tables(query: exp.Query) -> list[exp.Table]:
 
 def table_functions(query: exp.Query) -> list[tuple[str, exp.Expr]]:
     """Table-valued function calls in FROM/JOIN positions (e.g. ``read_csv(...)``)."""
-    out = []
+    out: list[tuple[str, exp.Expr]] = []
     for table in query.find_all(exp.Table):
         if isinstance(table.this, (exp.Func, exp.Anonymous)):
             fn = table.this

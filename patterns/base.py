@@ -42,7 +42,7 @@ FieldKind = Literal["column", "columns", "column_map", "order_by", "sql", "sql_m
 
 def _field(kind: FieldKind, description: str, input: int | None, default: Any,
            **kw: Any) -> Any:
-    extra = {"dy_kind": kind, "dy_input": input}
+    extra: dict[str, Any] = {"dy_kind": kind, "dy_input": input}
     if default is ...:
         return Field(..., description=description, json_schema_extra=extra, **kw)
     if isinstance(default, (list, dict)):
@@ -294,7 +294,8 @@ class Pattern:
         return _dedent(self.doc or "")
 
     def arity_text(self) -> str:
-        return {0: "no inputs", 1: "1 input", 2: "2 inputs"}.get(self.arity, "1 or more inputs")  # type: ignore[call-overload]
+        texts: dict[Arity, str] = {0: "no inputs", 1: "1 input", 2: "2 inputs"}
+        return texts.get(self.arity, "1 or more inputs")
 
     def accepts(self, n_inputs: int) -> bool:
         return n_inputs >= 1 if self.arity == ARITY_N else n_inputs == self.arity
