@@ -242,7 +242,10 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
                  kind="config")
         return SourcePlan(src, read)
     try:
-        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, src))
+        from builder.engines.duckdb import sandbox_dirs_for_paths
+
+        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, src),
+                               sandbox_dirs_for_paths([resolved]))
     except duckdb.Error as e:
         sink.add(f"source '{src.id}': cannot read '{src.path}' as {src.resolved_format}: "
                  f"{engine_message(e)}", line=src.line, kind="execution")

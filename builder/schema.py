@@ -64,6 +64,9 @@ class Typer:
         self.con = duckdb.connect(":memory:", config={
             "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
         self.con.execute("SET TimeZone='UTC'")
+        # Typing only binds queries over empty tables: it needs no file access at all.
+        self.con.execute("SET enable_external_access=false")
+        self.con.execute("SET lock_configuration=true")
 
     def close(self) -> None:
         self.con.close()
@@ -90,7 +93,8 @@ class Typer:
         return schema
 
 
-def describe_source(read_sql: str, key: tuple[object, ...]) -> Schema:
+def describe_source(read_sql: str, key: tuple[object, ...],
+                    allowed_dirs: list[str] | None = None) -> Schema:
     """Schema of a source's read query, cached by ``key`` (file identity and read options)."""
     hit = cached_source_schema(key)
     if hit is not None:
@@ -99,6 +103,10 @@ def describe_source(read_sql: str, key: tuple[object, ...]) -> Schema:
         "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
     try:
         con.execute("SET TimeZone='UTC'")
+        if allowed_dirs is not None:
+            con.execute("SET allowed_directories=?", [allowed_dirs])
+            con.execute("SET enable_external_access=false")
+            con.execute("SET lock_configuration=true")
         rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
     finally:
         con.close()

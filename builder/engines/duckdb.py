@@ -54,12 +54,22 @@ def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
         if out.path:
             dirs.append(Path(pipeline.resolve(out.path)).parent)
     dirs.extend(Path(d) for d in extra)
+    return _normalise_dirs(dirs)
+
+
+def sandbox_dirs_for_paths(paths: Iterable[str]) -> list[str]:
+    """The sandbox folders for reading these source paths (globs allowed)."""
+    return _normalise_dirs([source_dir(p) for p in paths if "://" not in p])
+
+
+def _normalise_dirs(dirs: list[Path]) -> list[str]:
     seen: list[str] = []
     for d in dirs:
-        # Resolve symlinks so a link inside the project cannot point the sandbox elsewhere.
-        text = str(Path(d).resolve()).rstrip(os.sep) + os.sep
-        if text not in seen:
-            seen.append(text)
+        # The folder as declared and as resolved (a data folder may itself be a link).
+        for form in (Path(os.path.abspath(d)), Path(d).resolve()):
+            text = str(form).rstrip(os.sep) + os.sep
+            if text not in seen:
+                seen.append(text)
     return seen
 
 
