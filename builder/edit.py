@@ -1,0 +1,315 @@
+"""Edits on a pipeline model: add, rename, reorder and delete nodes, safe save names.
+
+These are the operations the app offers, kept here (not in the UI) because they are pipeline
+logic with rules of their own: a rename updates every step that reads the node (its ``inputs``,
+the table names in its SQL, keeping the user's formatting) and the outputs; a delete refuses
+while other steps read the node and names them. Every function changes the model in place and
+raises :class:`ConfigError` with a one-line message when the edit is not allowed.
+
+>>> from builder.model import Pipeline
+>>> p = Pipeline(name="demo")
+>>> add_source(p, "orders", "data/orders.parquet").id
+'orders'
+>>> add_sql_step(p, "SELECT * FROM orders").id
+'sql_1'
+>>> rename_node(p, "orders", "paid_orders"); p.steps[0].sql
+'SELECT * FROM paid_orders'
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from builder import sqlcheck
+from builder.errors import ConfigError, did_you_mean
+from builder.model import ID_RE, Output, Pipeline, Source, Step, infer_format
+
+# Pipeline file names: a plain name, no folders, no dots (so nothing can escape the folder).
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+_PARAM_RE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+# ---- ids and names -----------------------------------------------------------------------
+
+def check_id(pipeline: Pipeline, new_id: str, current: str | None = None) -> None:
+    """Raise unless ``new_id`` is a valid id not used by another source or step."""
+    if not ID_RE.match(new_id or ""):
+        raise ConfigError(f"'{new_id}' is not a valid id: use letters, digits and '_', not "
+                          "starting with a digit.")
+    if new_id != current and new_id in pipeline.node_ids():
+        raise ConfigError(f"the id '{new_id}' is already used in this pipeline. Choose another "
+                          "name.")
+
+
+def unique_id(pipeline: Pipeline, base: str) -> str:
+    """``base`` made into a valid id not used yet (``base``, ``base_2``, ``base_3``, ...)."""
+    text = re.sub(r"[^A-Za-z0-9_]", "_", base.strip()) or "step"
+    if not re.match(r"^[A-Za-z_]", text):
+        text = "_" + text
+    used = set(pipeline.node_ids())
+    if text not in used:
+        return text
+    n = 2
+    while f"{text}_{n}" in used:
+        n += 1
+    return f"{text}_{n}"
+
+
+def numbered_id(pipeline: Pipeline, base: str) -> str:
+    """The first free ``base_1``, ``base_2``, ... (a bare pattern name like 'select' or 'join'
+    would be a SQL keyword, awkward to read from a SQL step)."""
+    used = set(pipeline.node_ids())
+    n = 1
+    while f"{base}_{n}" in used:
+        n += 1
+    return f"{base}_{n}"
+
+
+def pipeline_file(folder: str | Path, name: str) -> Path:
+    """The file ``folder/NAME.yaml`` for a pipeline name; refuses names that could escape it.
+
+    >>> pipeline_file("saved_pipelines", "daily").as_posix()
+    'saved_pipelines/daily.yaml'
+    """
+    text = (name or "").strip()
+    if text.endswith((".yaml", ".yml")):
+        text = text.rsplit(".", 1)[0]
+    if not NAME_RE.match(text):
+        raise ConfigError(f"'{name}' is not a valid pipeline name: use letters, digits, '_' and "
+                          "'-' (no folders, no dots), starting with a letter or digit.")
+    root = Path(folder).resolve()
+    target = (root / f"{text}.yaml").resolve()
+    if target.parent != root:  # defence in depth: the pattern already forbids separators
+        raise ConfigError(f"'{name}' would be saved outside '{folder}'.")
+    return Path(folder) / f"{text}.yaml"
+
+
+def new_pipeline(name: str, folder: str | Path) -> Pipeline:
+    """An empty pipeline whose (not yet written) file is ``folder/NAME.yaml``.
+
+    Giving it its path at once makes relative source paths resolve against the folder it will
+    be saved in, so previews work before the first save.
+    """
+    path = pipeline_file(folder, name)
+    return Pipeline(name=path.stem, path=path,
+                    key_order=["version", "name", "sources", "steps", "outputs"])
+
+
+def duplicate(pipeline: Pipeline, name: str, folder: str | Path) -> Pipeline:
+    """A copy under a new name (and file) in ``folder``; the original is unchanged."""
+    path = pipeline_file(folder, name)
+    new = copy.deepcopy(pipeline)
+    new.name = path.stem
+    new.path = path
+    return new
+
+
+# ---- adding ------------------------------------------------------------------------------
+
+def add_source(pipeline: Pipeline, source_id: str, path: str, fmt: str | None = None) -> Source:
+    """Add a file source (``path`` relative to the pipeline file, or absolute)."""
+    check_id(pipeline, source_id)
+    if not path.strip():
+        raise ConfigError(f"source '{source_id}' needs a file path.")
+    if fmt is None and infer_format(path) is None:
+        raise ConfigError(f"cannot tell the format of '{path}' from its extension. Choose csv, "
+                          "parquet or json.")
+    src = Source(id=source_id, path=path.strip(), format=fmt)
+    pipeline.sources[source_id] = src
+    return src
+
+
+def add_pattern_step(pipeline: Pipeline, pattern: str, inputs: list[str],
+                     step_id: str | None = None, params: dict[str, Any] | None = None) -> Step:
+    """Append a pattern step reading ``inputs`` (params start empty: the form fills them)."""
+    sid = step_id or numbered_id(pipeline, pattern)
+    check_id(pipeline, sid)
+    _check_inputs_exist(pipeline, inputs)
+    st = Step(id=sid, pattern=pattern, inputs=list(inputs), params=dict(params or {}))
+    pipeline.steps.append(st)
+    return st
+
+
+def add_sql_step(pipeline: Pipeline, sql: str, step_id: str | None = None) -> Step:
+    """Append a SQL step (its inputs are inferred from the tables its SQL reads)."""
+    sid = step_id or numbered_id(pipeline, "sql")
+    check_id(pipeline, sid)
+    st = Step(id=sid, sql=sql)
+    pipeline.steps.append(st)
+    return st
+
+
+def default_sql(reads: str | None) -> str:
+    """The SQL a new SQL step starts with."""
+    return f"SELECT *\nFROM {reads}" if reads else "SELECT 1 AS one"
+
+
+def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
+    """Write ``step_id`` to ``path`` on a run (None or empty: no output for it)."""
+    if step_id not in pipeline.node_ids():
+        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
+    if not path or not path.strip():
+        pipeline.outputs.pop(step_id, None)
+        return
+    if infer_format(path) is None:
+        raise ConfigError(f"output '{step_id}': cannot tell the format of '{path}'. Use a "
+                          ".parquet, .csv or .json name.")
+    out = pipeline.outputs.get(step_id)
+    if out is None:
+        pipeline.outputs[step_id] = Output(step=step_id, path=path.strip())
+    else:
+        out.path = path.strip()
+
+
+def _check_inputs_exist(pipeline: Pipeline, inputs: list[str]) -> None:
+    known = pipeline.node_ids()
+    for i in inputs:
+        if i not in known:
+            raise ConfigError(f"'{i}' is not a source or step of this pipeline."
+                              + did_you_mean(i, known))
+
+
+# ---- reading the graph without compiling -------------------------------------------------
+
+def reads(pipeline: Pipeline, step: Step) -> list[str]:
+    """Ids a step reads: its declared inputs, or for SQL steps the ids its tables name."""
+    if step.inputs is not None or step.sql is None:
+        return list(step.inputs or [])
+    tree = _parse_sql(step.sql)
+    if tree is None:
+        return []
+    known = set(pipeline.node_ids())
+    out: list[str] = []
+    for t in sqlcheck.referenced_tables(tree):
+        if t.name in known and t.name not in out and not t.args.get("db"):
+            out.append(t.name)
+    return out
+
+
+def dependents(pipeline: Pipeline, node: str) -> list[str]:
+    """Steps that read ``node`` directly, in file order."""
+    return [s.id for s in pipeline.steps if s.id != node and node in reads(pipeline, s)]
+
+
+def downstream(pipeline: Pipeline, node: str) -> set[str]:
+    """Every step that depends on ``node``, directly or not."""
+    seen: set[str] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        for d in dependents(pipeline, n):
+            if d not in seen:
+                seen.add(d)
+                todo.append(d)
+    return seen
+
+
+def input_candidates(pipeline: Pipeline, step_id: str) -> list[str]:
+    """Ids a step may read without making a cycle: everything but itself and its dependents."""
+    blocked = downstream(pipeline, step_id) | {step_id}
+    return [n for n in pipeline.node_ids() if n not in blocked]
+
+
+# ---- rename, move, delete ----------------------------------------------------------------
+
+def rename_node(pipeline: Pipeline, old: str, new: str) -> None:
+    """Rename a source or step and every reference to it (inputs, SQL tables, outputs)."""
+    if old == new:
+        return
+    if old not in pipeline.node_ids():
+        raise ConfigError(f"'{old}' is not a source or step of this pipeline.")
+    check_id(pipeline, new, current=old)
+    users = dependents(pipeline, old)
+    if old in pipeline.sources:
+        pipeline.sources = {(new if k == old else k): v for k, v in pipeline.sources.items()}
+        pipeline.sources[new].id = new
+    else:
+        pipeline.step(old).id = new
+    for st in pipeline.steps:
+        if st.id not in users:
+            continue
+        if st.inputs is not None:
+            st.inputs = [new if i == old else i for i in st.inputs]
+        if st.sql is not None:
+            st.sql = rename_table_in_sql(st.sql, old, new)
+    if old in pipeline.outputs:
+        pipeline.outputs = {(new if k == old else k): v for k, v in pipeline.outputs.items()}
+        pipeline.outputs[new].step = new
+
+
+def rename_table_in_sql(sql: str, old: str, new: str) -> str:
+    """``sql`` with the table ``old`` (and ``old.column`` qualifiers) renamed to ``new``.
+
+    Only the identifiers change; spacing, comments and ``{{ params }}`` stay as written.
+
+    >>> rename_table_in_sql("SELECT a.x FROM a JOIN b USING (k)", "a", "c")
+    'SELECT c.x FROM c JOIN b USING (k)'
+    """
+    # Same-length stand-ins keep token positions while letting sqlglot parse the text.
+    masked = _PARAM_RE.sub(lambda m: "NULL".ljust(len(m.group(0))), sql)
+    tree = _parse_sql(masked)
+    if tree is None:
+        return sql
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    if old in ctes:
+        return sql  # the SQL defines its own 'old': that name is not the pipeline's node
+    aliases = {a.name for a in tree.find_all(exp.TableAlias) if a.name}
+    spans: list[tuple[int, int, bool]] = []
+    for ident in tree.find_all(exp.Identifier):
+        parent = ident.parent
+        if ident.name != old or ident.meta.get("start") is None:
+            continue
+        is_table = isinstance(parent, exp.Table) and ident.arg_key == "this" and \
+            not parent.args.get("db")
+        is_qualifier = isinstance(parent, exp.Column) and ident.arg_key == "table" and \
+            old not in aliases
+        if is_table or is_qualifier:
+            spans.append((int(ident.meta["start"]), int(ident.meta["end"]), bool(ident.quoted)))
+    out = sql
+    for start, end, quoted in sorted(spans, reverse=True):
+        text = f'"{new}"' if quoted else new
+        out = out[:start] + text + out[end + 1:]
+    return out
+
+
+def move_step(pipeline: Pipeline, step_id: str, delta: int) -> None:
+    """Move a step up (negative) or down in the file; the run order follows the graph anyway."""
+    ids = pipeline.step_ids()
+    if step_id not in ids:
+        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
+    i = ids.index(step_id)
+    j = max(0, min(len(ids) - 1, i + delta))
+    st = pipeline.steps.pop(i)
+    pipeline.steps.insert(j, st)
+
+
+def delete_node(pipeline: Pipeline, node: str) -> None:
+    """Delete a source or step (and its output); refused while other steps read it."""
+    users = dependents(pipeline, node)
+    if users:
+        names = ", ".join(f"'{u}'" for u in users)
+        raise ConfigError(f"cannot delete '{node}': {'step' if len(users) == 1 else 'steps'} "
+                          f"{names} {'reads' if len(users) == 1 else 'read'} it. Change their "
+                          "inputs first or delete them.")
+    if node in pipeline.sources:
+        del pipeline.sources[node]
+    elif node in pipeline.step_ids():
+        pipeline.steps = [s for s in pipeline.steps if s.id != node]
+    else:
+        raise ConfigError(f"'{node}' is not a source or step of this pipeline.")
+    pipeline.outputs.pop(node, None)
+
+
+def _parse_sql(sql: str) -> exp.Query | None:
+    try:
+        tree = sqlglot.parse_one(_PARAM_RE.sub("NULL", sql), dialect="duckdb")
+    except (ParseError, TokenError, ValueError):
+        return None
+    return tree if isinstance(tree, exp.Query) else None

@@ -1,0 +1,1 @@
+"""The Streamlit app's pages and widgets (the only package besides app.py importing streamlit)."""

@@ -1,0 +1,116 @@
+"""The page: sidebar (pipeline file, sources, step palette) and the main area (DAG, the node
+being inspected with its preview, run and schedule, YAML).
+
+Every rerun derives everything from the pipeline model in the session: the plan (validation
+and schemas) comes from :func:`builder.compiler.plan`, previews from the session's Previewer.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from builder.compiler import Plan, plan
+from builder.model import Pipeline, dump
+from builder.sample_data import ensure_sample_data
+from builder.ui import dag, inspector, palette, runner, saving, sources, state
+from builder.ui.messages import one_line, show_problems
+
+ICONS = {"invalid": "✗", "cached": "✓", "valid": "○", "source": "◆"}
+
+
+def main() -> None:
+    """Draw the app (called by app.py on every rerun)."""
+    st.set_page_config(page_title="Dockyard", page_icon="⚓", layout="wide")
+    folder = state.pipelines_dir()
+    ensure_sample_data(folder / "data")
+    p = state.pipeline()
+    with st.sidebar:
+        st.title("⚓ Dockyard")
+        with st.expander("Pipelines", expanded=p is None):
+            saving.open_panel()
+        if p is not None:
+            st.subheader("Save")
+            saving.save_panel(p)
+            st.subheader("Add a source")
+            sources.draw(p)
+            st.subheader("Add a step")
+            palette.draw()
+    state.show_flashes()
+    if p is None:
+        welcome()
+        return
+    try:
+        page(p)
+    except Exception as e:  # noqa: BLE001 - never a traceback on the page
+        st.error(one_line(e))
+
+
+def welcome() -> None:
+    st.title("Build a pipeline")
+    st.markdown("Open an example (it runs on the built-in sample data), or start a new "
+                "pipeline from the sidebar.")
+    for f in saving.saved_files(state.pipelines_dir()):
+        try:
+            from builder.model import load
+
+            desc = load(f).description or ""
+        except Exception:  # noqa: BLE001 - a broken file is still listed; opening says why
+            desc = "(cannot be read; open it to see why)"
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.markdown(f"**{f.stem}** — {desc}")
+        c2.button("Open", key=f"dy_open_{f.stem}", on_click=saving.open_file, args=(f,))
+
+
+def _status(p: Pipeline) -> str:
+    if state.never_saved():
+        return "● not saved yet"
+    return "● unsaved changes" if state.is_dirty(p) else "✓ saved"
+
+
+def page(p: Pipeline) -> None:
+    the_plan = plan(p)
+    pv = state.previewer()
+    cached = pv.cached_nodes(the_plan)
+    states = dag.node_states(the_plan, cached)
+    where = saving.display_path(p.path) if p.path else "not saved"
+    st.title(p.name)
+    st.caption(f"{where}  ·  {_status(p)}")
+    general = [x for x in the_plan.problems if x.step is None and not any(
+        f"'{n}'" in x.message for n in p.sources)]
+    show_problems(general)
+    tab_build, tab_run, tab_yaml = st.tabs(["Build", "Run & schedule", "YAML"])
+    with tab_build:
+        dag.draw(the_plan, states, state.selected())
+        nodes = list(states)
+        if not nodes:
+            return
+        if state.selected() not in nodes:
+            state.select(nodes[-1])
+        counts = _problem_counts(the_plan)
+        st.selectbox("Inspect", nodes, key=state.SELECTED,
+                     format_func=lambda n: f"{ICONS[states[n]]} {n}" + (
+                         f"  — {counts[n]} problem(s)" if counts.get(n) else ""))
+        node = state.selected()
+        assert node is not None
+        before = dump(p)
+        inspector.draw(p, node, the_plan)
+        if dump(p) != before and st.session_state.get("dy_redraws", 0) < 3:
+            # A widget changed the model while the page was drawn from the previous plan:
+            # draw again so problems, DAG and YAML match the model (the model is the truth).
+            # The counter only guards against a widget that never settles.
+            st.session_state["dy_redraws"] = st.session_state.get("dy_redraws", 0) + 1
+            st.rerun()
+        st.session_state["dy_redraws"] = 0
+    with tab_run:
+        runner.draw(p, the_plan)
+    with tab_yaml:
+        st.caption("The file the CLI reads (saved as shown by 'Save').")
+        st.code(dump(p), language="yaml")
+
+
+def _problem_counts(p: Plan) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for x in p.errors:
+        if x.step:
+            counts[x.step] = counts.get(x.step, 0) + 1
+    return counts

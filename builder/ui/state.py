@@ -1,0 +1,117 @@
+"""Session state: the pipeline model itself, where it lives on disk, and what was saved.
+
+``st.session_state`` holds the :class:`~builder.model.Pipeline` object the library works on,
+not a copy in another shape: every widget writes straight into it and the YAML, the DAG and the
+previews are derived from it on each rerun. Unsaved changes are found by comparing the YAML the
+model dumps to now with the YAML on disk when it was loaded or saved (the file's fingerprint).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from builder.model import Pipeline, dump
+from builder.preview import Previewer
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PIPELINES_ENV = "DOCKYARD_PIPELINES_DIR"
+UPLOADS = Path("data") / "uploads"
+
+# Keys of st.session_state this package owns.
+PIPELINE = "dy_pipeline"
+SAVED_TEXT = "dy_saved_text"       # the YAML on disk at load/save time (None: never saved)
+GENERATION = "dy_generation"       # bumped when the model changes outside the widgets
+PREVIEWER = "dy_previewer"
+SELECTED = "dy_selected"           # the node being inspected (the selectbox's key)
+FLASH = "dy_flash"                 # one-shot messages shown on the next rerun
+PREVIEW = "dy_preview"             # the last preview shown (see builder.ui.preview)
+RUN = "dy_run"                     # the last run's summary (see builder.ui.runner)
+
+
+def pipelines_dir() -> Path:
+    """The folder pipelines are saved in: $DOCKYARD_PIPELINES_DIR or the repo's saved_pipelines."""
+    folder = Path(os.environ.get(PIPELINES_ENV) or ROOT / "saved_pipelines")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def pipeline() -> Pipeline | None:
+    """The pipeline being edited (None before one is loaded or created)."""
+    return st.session_state.get(PIPELINE)
+
+
+def set_pipeline(p: Pipeline, saved_text: str | None) -> None:
+    """Make ``p`` the pipeline being edited; ``saved_text`` is its YAML on disk (or None)."""
+    st.session_state[PIPELINE] = p
+    st.session_state[SAVED_TEXT] = saved_text
+    st.session_state.pop(PREVIEW, None)
+    st.session_state.pop(RUN, None)
+    bump()
+    nodes = p.node_ids()
+    st.session_state[SELECTED] = p.steps[-1].id if p.steps else (nodes[0] if nodes else None)
+
+
+def mark_saved(p: Pipeline) -> None:
+    st.session_state[SAVED_TEXT] = dump(p)
+
+
+def is_dirty(p: Pipeline) -> bool:
+    """True when the model differs from the file it was loaded from or saved to."""
+    saved = st.session_state.get(SAVED_TEXT)
+    return saved is None or dump(p) != saved
+
+
+def never_saved() -> bool:
+    return st.session_state.get(SAVED_TEXT) is None
+
+
+def bump() -> None:
+    """Start fresh widget keys: values are read from the model again (after load, rename)."""
+    st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
+
+
+def key(*parts: object) -> str:
+    """A widget key tied to the current generation."""
+    return f"g{st.session_state.get(GENERATION, 0)}:" + ":".join(str(p) for p in parts)
+
+
+def previewer() -> Previewer:
+    """The session's one Previewer: its cache of results survives reruns."""
+    pv = st.session_state.get(PREVIEWER)
+    if pv is None:
+        pv = Previewer(extra_dirs=(str(pipelines_dir().resolve()),))
+        st.session_state[PREVIEWER] = pv
+    return pv  # type: ignore[no-any-return]
+
+
+def selected() -> str | None:
+    return st.session_state.get(SELECTED)
+
+
+def select(node: str | None) -> None:
+    st.session_state[SELECTED] = node
+
+
+@dataclass
+class Flash:
+    level: str  # success | info | warning | error
+    text: str
+
+
+def flash(level: str, text: str) -> None:
+    """Queue a message for the next rerun (callbacks run before the page is drawn)."""
+    st.session_state.setdefault(FLASH, []).append(Flash(level, text))
+
+
+def show_flashes() -> None:
+    for f in st.session_state.pop(FLASH, []):
+        getattr(st, f.level)(f.text)
+
+
+def get(name: str, default: Any = None) -> Any:
+    return st.session_state.get(name, default)

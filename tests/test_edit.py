@@ -1,0 +1,123 @@
+"""Model edits the app offers: add, rename (with every reference), reorder, delete, save names."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from builder import edit
+from builder.compiler import plan
+from builder.errors import ConfigError
+from builder.model import dump, load, loads_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "saved_pipelines" / "daily_revenue.yaml"
+
+
+@pytest.fixture
+def example(tmp_path: Path):
+    """The shipped example, copied with its data so edits and saves stay in tmp_path."""
+    shutil.copytree(ROOT / "saved_pipelines" / "data", tmp_path / "data")
+    shutil.copy(EXAMPLE, tmp_path / EXAMPLE.name)
+    return load(tmp_path / EXAMPLE.name)
+
+
+def test_rename_step_updates_inputs_sql_and_outputs(example):
+    edit.rename_node(example, "order_lines", "lines")
+    assert example.step_ids() == ["paid_orders", "lines", "revenue_by_country"]
+    sql = example.step("revenue_by_country").sql
+    assert "FROM lines o" in sql and "order_lines" not in sql
+    # Formatting of the rest of the SQL is the user's: untouched.
+    assert sql.replace("FROM lines o", "FROM order_lines o") == load(EXAMPLE).steps[2].sql
+    edit.rename_node(example, "revenue_by_country", "revenue")
+    assert list(example.outputs) == ["revenue"] and example.outputs["revenue"].step == "revenue"
+    assert not plan(example).errors
+
+
+def test_rename_source_keeps_order_and_updates_pattern_inputs(example):
+    edit.rename_node(example, "orders", "all_orders")
+    assert list(example.sources) == ["all_orders", "users"]
+    assert example.sources["all_orders"].id == "all_orders"
+    assert example.step("paid_orders").inputs == ["all_orders"]
+    assert not plan(example).errors
+
+
+def test_rename_round_trips_through_yaml(example):
+    edit.rename_node(example, "users", "customers")
+    again = loads_pipeline(dump(example), path=example.path)
+    assert again == example
+
+
+def test_rename_refuses_bad_or_taken_ids(example):
+    with pytest.raises(ConfigError, match="already used"):
+        edit.rename_node(example, "order_lines", "users")
+    with pytest.raises(ConfigError, match="not a valid id"):
+        edit.rename_node(example, "order_lines", "1lines")
+
+
+def test_rename_table_in_sql_keeps_quotes_params_and_columns():
+    sql = 'SELECT a.x, "a".y, a FROM "a" WHERE d >= {{ min_day }} -- a note\n'
+    out = edit.rename_table_in_sql(sql, "a", "b")
+    assert out == 'SELECT b.x, "b".y, a FROM "b" WHERE d >= {{ min_day }} -- a note\n'
+    # A CTE of the same name shadows the node: nothing to rename.
+    cte = "WITH a AS (SELECT 1) SELECT * FROM a"
+    assert edit.rename_table_in_sql(cte, "a", "b") == cte
+    # Unparseable SQL is left alone (validation reports it).
+    assert edit.rename_table_in_sql("SELEC * FROM a", "a", "b") == "SELEC * FROM a"
+
+
+def test_delete_used_node_names_its_users(example):
+    with pytest.raises(ConfigError) as e:
+        edit.delete_node(example, "order_lines")
+    assert "step 'revenue_by_country' reads it" in str(e.value)
+    with pytest.raises(ConfigError, match="'paid_orders'"):
+        edit.delete_node(example, "orders")
+    edit.delete_node(example, "revenue_by_country")
+    assert "revenue_by_country" not in example.outputs
+    edit.delete_node(example, "order_lines")
+    assert example.step_ids() == ["paid_orders"]
+
+
+def test_move_step_and_input_candidates(example):
+    edit.move_step(example, "revenue_by_country", -5)
+    assert example.step_ids()[0] == "revenue_by_country"
+    edit.move_step(example, "revenue_by_country", 1)
+    assert example.step_ids()[1] == "revenue_by_country"
+    assert not plan(example).errors  # file order is cosmetic: the graph decides run order
+    assert edit.input_candidates(example, "paid_orders") == ["orders", "users"]
+    assert "revenue_by_country" not in edit.input_candidates(example, "order_lines")
+
+
+def test_add_steps_and_outputs(example):
+    st = edit.add_pattern_step(example, "filter", ["revenue_by_country"],
+                               params={"where": "revenue > 10"})
+    assert st.id == "filter_1"
+    assert edit.add_pattern_step(example, "filter", ["filter_1"]).id == "filter_2"
+    sql = edit.add_sql_step(example, edit.default_sql("filter_1"))
+    assert sql.id == "sql_1" and edit.reads(example, sql) == ["filter_1"]
+    edit.set_output(example, sql.id, "../out/x.parquet")
+    assert example.outputs[sql.id].path == "../out/x.parquet"
+    edit.set_output(example, sql.id, "")
+    assert sql.id not in example.outputs
+    with pytest.raises(ConfigError, match="format"):
+        edit.set_output(example, sql.id, "out/x.xlsx")
+    with pytest.raises(ConfigError, match="not a source or step"):
+        edit.add_pattern_step(example, "filter", ["nope"])
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "a.b", "x" * 81, "/etc/x"])
+def test_pipeline_file_refuses_escaping_names(tmp_path, name):
+    with pytest.raises(ConfigError):
+        edit.pipeline_file(tmp_path, name)
+
+
+def test_pipeline_file_and_new_pipeline(tmp_path):
+    assert edit.pipeline_file(tmp_path, "daily-2.yaml") == tmp_path / "daily-2.yaml"
+    p = edit.new_pipeline("mine", tmp_path)
+    assert p.path == tmp_path / "mine.yaml" and p.base_dir == tmp_path
+    edit.add_source(p, "orders", "data/orders.parquet")
+    assert dump(p).startswith("version: 1\nname: mine\nsources:")
+    copy = edit.duplicate(p, "mine_copy", tmp_path)
+    assert copy.name == "mine_copy" and p.name == "mine" and copy.sources == p.sources
