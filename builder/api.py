@@ -44,9 +44,13 @@ def compile_sql(pipeline: Pipeline, step: str | None = None, dialect: str = "duc
                           + did_you_mean(target, pipeline.node_ids()), file=pipeline.file)
     p = compile_plan(pipeline, stop_at=target)
     if dialect != "duckdb":
-        from builder.portability import check_portable
+        from builder.portability import check_portable, render
 
         check_portable(p, [target], dialect)
+        # The SQL the engine runs: sources as tables, DuckDB semantics spelled out for Spark.
+        schemas = {n: c for n in p.needed_for([target]) if (c := p.schema(n)) is not None}
+        return render(p.to_query(target, sources_as_tables=True), dialect, pretty=True,
+                      inputs=schemas)
     return p.sql(target, dialect=dialect)
 
 

@@ -58,6 +58,10 @@ def _print_problems(problems: Sequence[Any], stream: Any = None) -> None:
 
 # ---- commands ----------------------------------------------------------------------------
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from builder.compiler import plan
 
@@ -65,9 +69,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     _print_problems(p.problems)
     if p.errors:
         return EXIT_INVALID
-    print(f"{args.file}: valid ({len(p.steps)} steps, {len(p.sources)} sources, "
-          f"{len(p.pipeline.outputs)} outputs" + (f", {len(p.warnings)} warnings" if p.warnings
-                                                   else "") + ")")
+    counts = [_plural(len(p.steps), "step"), _plural(len(p.sources), "source"),
+              _plural(len(p.pipeline.outputs), "output")]
+    if p.warnings:
+        counts.append(_plural(len(p.warnings), "warning"))
+    print(f"{args.file}: valid ({', '.join(counts)})")
     return EXIT_OK
 
 
@@ -87,8 +93,11 @@ class _Progress:
             self.stream.flush()
         elif event == "done":
             self.done += 1
-            rows = "-" if stat.rows is None else f"{stat.rows:,}"
-            line = f"step {node}: {rows} rows in {stat.seconds:.2f}s"
+            if stat.rows is None:
+                # Streamed into the step that reads it (no table, so no count of its own).
+                line = f"step {node}: streamed into the next step"
+            else:
+                line = f"step {node}: {stat.rows:,} rows in {stat.seconds:.2f}s"
             if self.tty:
                 self.stream.write("\r\033[K")
             print(f"[{self.done}/{self.total}] {line}", file=self.stream, flush=True)
@@ -102,10 +111,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = _load(args)
     if getattr(args, "upstream", False):
-        import importlib
+        from builder.runs import run_upstream
 
-        importlib.import_module("builder.runs").run_upstream(pipeline, engine=args.engine,
-                                                             out=sys.stdout)
+        run_upstream(pipeline, engine=args.engine, out=sys.stdout)
     p = plan(pipeline)
     _print_problems(p.warnings)
     if p.errors:
@@ -115,8 +123,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.engine == "spark":
         options["master"] = args.master
         options["conf"] = dict(c.split("=", 1) for c in args.conf or [])
-    elif args.memory_limit:
-        options["memory_limit"] = args.memory_limit
+    else:
+        if args.memory_limit:
+            options["memory_limit"] = args.memory_limit
+        if args.step_stats:
+            options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
     engine = get_engine(args.engine, **options)
@@ -206,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--master", help="Spark master URL (with --engine spark)")
     sp.add_argument("--conf", action="append", metavar="KEY=VALUE", help="Spark config")
     sp.add_argument("--memory-limit", help="DuckDB memory limit, e.g. 2GB (spills to disk)")
+    sp.add_argument("--step-stats", action="store_true",
+                    help="store every step as a table to report its rows and time (slower: "
+                         "by default a step read by one other step is streamed into it)")
     sp.add_argument("--upstream", action="store_true",
                     help="first run the pipelines that produce the staging tables this one reads")
     sp.set_defaults(func=cmd_run)
@@ -231,26 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--address", default="127.0.0.1")
     sp.set_defaults(func=cmd_ui)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    from builder.cli_catalog import add_commands
+
+    add_commands(sub)
     return parser
 
 
-# Other modules (catalog, lineage) add subcommands here without this file knowing them.
-_EXTRA_COMMANDS: list[Any] = []
-
-
-def _register_extras() -> None:
-    import importlib
-
-    try:
-        importlib.import_module("builder.cli_catalog")  # registers its commands
-    except ImportError:
-        pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _register_extras()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compile" and args.dialect:

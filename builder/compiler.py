@@ -13,6 +13,7 @@ import logging
 import re
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -58,6 +59,13 @@ class SourcePlan:
     # Runtime checks declared by the catalog (expectations on read).
     checks: list[Check] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)  # human-readable: what the catalog applied
+    paths: list[str] = field(default_factory=list)  # files it reads, when not src.path
+    catalog_sample_key: list[str] = field(default_factory=list)
+
+    @property
+    def sample_key(self) -> list[str]:
+        """Entity key for key-consistent samples: the pipeline's, else the catalog's."""
+        return self.source.sample_key or self.catalog_sample_key
 
     @property
     def id(self) -> str:
@@ -151,8 +159,10 @@ class Plan:
             ctes: list[tuple[str, exp.Query]] = []
             if sp.read is not None:
                 ctes.append((f"{node}__raw", sp.read))
-            ctes.extend(sp.stages[:-1])
-            ctes.append((node, sp.stages[-1][1]))
+            ctes.extend(sp.stages)
+            # The node itself reads the last stage, so every stage keeps its telling name.
+            last = exp.select(exp.Star()).from_(exp.Table(this=ident(sp.stages[-1][0])))
+            ctes.append((node, last))
             return ctes
         return [(node, self.query_of(node))]
 
@@ -205,11 +215,6 @@ def source_key(pipeline: Pipeline, src: Source) -> tuple[object, ...]:
             for k, v in src.options.items())), file_identity(path) if path else ())
 
 
-SourceHook = typing.Callable[[Pipeline, Source, "ProblemSink"], SourcePlan | None]
-# Extra source kinds (catalog, staging) register a hook here; the first that returns a plan wins.
-SOURCE_HOOKS: list[SourceHook] = []
-
-
 class ProblemSink(list):  # type: ignore[type-arg]
     """A list of problems with a helper to add one."""
 
@@ -224,15 +229,10 @@ class ProblemSink(list):  # type: ignore[type-arg]
 
 def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     """Read query and schema of one source; problems go to ``sink``."""
-    for hook in SOURCE_HOOKS:
-        sp = hook(pipeline, src, sink)
-        if sp is not None:
-            return sp
     if src.path is None:
-        what = "catalog" if src.catalog else "staging"
-        sink.add(f"source '{src.id}' reads a {what} entry, but no catalog is configured.",
-                 line=src.line, kind="config")
-        return SourcePlan(src, None)
+        from builder.edges import plan_edge_source  # catalog and staging sources
+
+        return plan_edge_source(pipeline, src, sink)
     read = read_query(pipeline, src)
     resolved = pipeline.resolve(src.path)
     if not file_identity(resolved) and "://" not in resolved:
@@ -241,16 +241,85 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
                  f"'{resolved}'). Paths are relative to the pipeline file.", line=src.line,
                  kind="config")
         return SourcePlan(src, read)
+    files = file_identity(resolved)
+    if "://" not in resolved and all(size == 0 for _f, size, _m in files):
+        sink.add(f"source '{src.id}': file '{src.path}' is empty (0 bytes). Point the source "
+                 "at a file with data, or remove it.", line=src.line, kind="config")
+        return SourcePlan(src, read)
     try:
         from builder.engines.duckdb import sandbox_dirs_for_paths
 
-        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, src),
-                               sandbox_dirs_for_paths([resolved]))
+        dirs = sandbox_dirs_for_paths([resolved])
+        ragged = _ragged_csv(src, files, dirs) if src.resolved_format == "csv" else None
+        if ragged:
+            sink.add(f"source '{src.id}': {ragged}", line=src.line, kind="config")
+            return SourcePlan(src, read)
+        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, src), dirs)
     except duckdb.Error as e:
         sink.add(f"source '{src.id}': cannot read '{src.path}' as {src.resolved_format}: "
                  f"{engine_message(e)}", line=src.line, kind="execution")
         return SourcePlan(src, read)
     return SourcePlan(src, read, cols)
+
+
+_SNIFF_CACHE: dict[tuple[object, ...], str] = {}
+
+
+def _ragged_csv(src: Source, files: tuple[tuple[str, int, int], ...],
+                dirs: list[str]) -> str | None:
+    """Why reading a CSV source would silently lose or garble rows, or None when it would not.
+
+    DuckDB's CSV sniffer copes with a ragged file (a row with more or fewer fields than the
+    others) by skipping the leading lines that disagree, or by falling back to a delimiter
+    that makes each whole line one column. Either way rows are lost without an error.
+    """
+    options = tuple(sorted((str(k), repr(v)) for k, v in src.options.items()))
+    for ident_ in files[:50]:
+        key = (ident_, options)
+        if key not in _SNIFF_CACHE:
+            if len(_SNIFF_CACHE) > 1024:
+                _SNIFF_CACHE.clear()
+            _SNIFF_CACHE[key] = _sniff_problem(src, ident_[0], dirs)
+        if _SNIFF_CACHE[key]:
+            return _SNIFF_CACHE[key]
+    return None
+
+
+def _sniff_problem(src: Source, path: str, dirs: list[str]) -> str:
+    args: list[exp.Expr] = [exp.Literal.string(path)]
+    for key, value in src.options.items():
+        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+    sniff = exp.select("Delimiter", "SkipRows", "Columns").from_(
+        exp.Table(this=exp.Anonymous(this="sniff_csv", expressions=args)))
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
+                                             "autoload_known_extensions": "false"})
+    try:
+        con.execute("SET allowed_directories=?", [dirs])
+        con.execute("SET enable_external_access=false")
+        row = con.execute(sniff.sql(dialect="duckdb")).fetchone()
+    except duckdb.Error:
+        return ""  # the read itself reports what is wrong
+    finally:
+        con.close()
+    if not row:
+        return ""
+    delim, skipped, columns = str(row[0]), int(row[1] or 0), list(row[2] or [])
+    name = Path(path).name
+    if skipped and "skip" not in src.options:
+        return (f"'{name}' has rows with different numbers of fields: reading it would "
+                f"silently skip its first {skipped} line(s). Fix the file, or set "
+                f"'options: {{skip: {skipped}}}' if those lines are a preamble.")
+    if len(columns) == 1 and "delim" not in src.options and "sep" not in src.options:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                first = f.readline()
+        except OSError:
+            return ""
+        if any(d in first for d in ",;\t" if d != delim):
+            return (f"'{name}' has rows with different numbers of fields, so no delimiter "
+                    "fits every row: each line would be read as one text column. Fix the "
+                    "file, or set 'options: {delim: ...}'.")
+    return ""
 
 
 # ---- params ------------------------------------------------------------------------------
@@ -409,6 +478,9 @@ def engine_message(e: BaseException) -> str:
     """The first meaningful line of a DuckDB error, without its 'LINE 1:' excerpt."""
     text = str(e).strip()
     first = text.split("\n\nLINE")[0].split("\nLINE ")[0].strip()
+    # DuckDB's CSV errors append pages of advice and sniffer settings: keep the diagnosis.
+    first = re.split(r"\n\s*(?:Possible (?:Solution|fixes)|The search space used|file = )",
+                     first)[0].strip()
     first = _DUCK_PREFIX_RE.sub("", first)
     first = " ".join(first.split())
     return first if first.endswith((".", "!", "?")) else first + "."
@@ -439,7 +511,7 @@ def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink) -> tuple[li
     if st.sql is None:
         return list(st.inputs or []), None
     try:
-        text = render_params(st.sql, pipeline.params)
+        text = render_params(st.sql, pipeline.param_values()[0])
     except CompileError as ce:
         for p in ce.problems:
             sink.add(p.message, line=st.line, step=st.id, kind="compile")
@@ -510,6 +582,8 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
             sink.add(f"unknown pattern '{st.pattern}'." + (registry.suggest(st.pattern) or
                      " Run 'dockyard patterns' for the list."), line=st.line, step=st.id,
                      kind="config")
+    for message in pipeline.param_values()[1]:
+        sink.add(message, line=pipeline.params_line, kind="config")
     inputs: dict[str, list[str]] = {}
     parsed_sql: dict[str, exp.Query | None] = {}
     for st in pipeline.steps:
@@ -594,7 +668,7 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
     else:
         assert sp.pattern is not None
         try:
-            built = build_pattern_step(sp.pattern, st, rels, pipeline.params)
+            built = build_pattern_step(sp.pattern, st, rels, pipeline.param_values()[0])
         except _ParamErrors as pe:
             for e in pe.errors:
                 sp.problems.append(_param_problem(st, e, file))
@@ -627,7 +701,9 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
 
 def _param_problem(st: Step, e: ParamError, file: str | None) -> Problem:
     msg = e.message
-    if e.param and f"'{e.param}'" not in msg and not msg.startswith("param"):
+    # 'params' is where pydantic puts model-level (cross-field) errors: no prefix for those.
+    if e.param and e.param != "params" and f"'{e.param}'" not in msg and \
+            not msg.startswith("param"):
         msg = f"param '{e.param}': {msg}"
     return Problem(msg, file=file, line=_param_line(st, e.param), step=st.id, param=e.param,
                    kind="config")

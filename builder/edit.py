@@ -126,6 +126,19 @@ def add_source(pipeline: Pipeline, source_id: str, path: str, fmt: str | None = 
     return src
 
 
+def add_table_source(pipeline: Pipeline, source_id: str, kind: str, name: str) -> Source:
+    """Add a source reading a catalog entry (``kind='catalog'``) or a staging table."""
+    check_id(pipeline, source_id)
+    if kind not in ("catalog", "staging"):
+        raise ConfigError(f"unknown table kind '{kind}': use catalog or staging.")
+    if not name.strip():
+        raise ConfigError(f"source '{source_id}' needs a {kind} name.")
+    src = Source(id=source_id, catalog=name if kind == "catalog" else None,
+                 staging=name if kind == "staging" else None)
+    pipeline.sources[source_id] = src
+    return src
+
+
 def add_pattern_step(pipeline: Pipeline, pattern: str, inputs: list[str],
                      step_id: str | None = None, params: dict[str, Any] | None = None) -> Step:
     """Append a pattern step reading ``inputs`` (params start empty: the form fills them)."""

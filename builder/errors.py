@@ -16,6 +16,10 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+# Every character str.splitlines() breaks at, written as its escape (\n, \x0c, ...).
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about a pipeline, with everything needed to locate it."""
@@ -29,6 +33,12 @@ class Problem:
     sql_col: int | None = None
     severity: Severity = "error"
     kind: str = "config"  # config | graph | compile | execution
+
+    def __post_init__(self) -> None:
+        # One problem, one line: a value quoted from the user's file may hold line breaks.
+        text = self.message.translate(_LINE_BREAKS)
+        if text != self.message:
+            object.__setattr__(self, "message", text)
 
     def location(self) -> str:
         """``file:line`` (either part may be missing)."""

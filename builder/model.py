@@ -10,6 +10,7 @@ graph, pattern and SQL checks are in :mod:`builder.validate`.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,12 @@ SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging",
 STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
 OUTPUT_KEYS = ("description", "path", "format", "staging", "mode", "primary_key", "history",
                "owner", "columns")
+
+
+def is_env_ref(value: Any) -> bool:
+    """True for a ``{env: NAME}`` param value (a reference to an environment variable)."""
+    return isinstance(value, dict) and list(value) == ["env"] and isinstance(value["env"], str) \
+        and bool(value["env"])
 
 
 def infer_format(path: str) -> str | None:
@@ -118,6 +125,7 @@ class Pipeline:
     steps: list[Step] = field(default_factory=list)
     outputs: dict[str, Output] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
+    params_line: int | None = field(default=None, compare=False, repr=False)
     key_order: list[str] = field(default_factory=list, compare=False, repr=False)
 
     # ---- lookups -------------------------------------------------------------------------
@@ -148,6 +156,27 @@ class Pipeline:
             return path
         return str((self.base_dir / path).resolve()) if not any(c in path for c in "*?[") else \
             str(self.base_dir.resolve() / path)
+
+    def param_values(self) -> tuple[dict[str, Any], list[str]]:
+        """Param values with ``{env: NAME}`` references read from the environment.
+
+        Secrets (salts, tokens) stay out of the YAML: the file names the variable, the value
+        comes from the environment of the run. Returns (values, messages for unset variables).
+        """
+        values: dict[str, Any] = {}
+        missing: list[str] = []
+        for k, v in self.params.items():
+            if is_env_ref(v):
+                var = str(v["env"])
+                if var in os.environ:
+                    values[k] = os.environ[var]
+                else:
+                    values[k] = None
+                    missing.append(f"param '{k}' reads the environment variable '{var}', which "
+                                   f"is not set. Set it before running (export {var}=...).")
+            else:
+                values[k] = v
+        return values, missing
 
     def with_params(self, overrides: dict[str, Any]) -> Pipeline:
         """A copy with param values replaced (``--set``); unknown names are errors."""
@@ -217,9 +246,11 @@ def from_dict(data: Any, path: Path | None = None) -> Pipeline:
     for k, v in params.items():
         if not ID_RE.match(str(k)):
             pc.add(f"param '{k}': names are letters, digits and '_'.", line=_line(params, k))
+        if is_env_ref(v):
+            continue
         if isinstance(v, (dict, list)):
-            pc.add(f"param '{k}': a param value must be a single value (text, number, date).",
-                   line=_line(params, k))
+            pc.add(f"param '{k}': a param value must be a single value (text, number, date) "
+                   "or {env: VARIABLE_NAME}.", line=_line(params, k))
 
     sources = _parse_sources(pc, d)
     steps = _parse_steps(pc, d)
@@ -236,6 +267,7 @@ def from_dict(data: Any, path: Path | None = None) -> Pipeline:
     pc.raise_if_errors(ConfigError)
     return Pipeline(
         name=name, version=VERSION, description=description, params=dict(params),
+        params_line=d.line_of("params") if isinstance(d, LineDict) else None,
         sources=sources, steps=steps, outputs=outputs, path=path, key_order=list(d.keys()),
     )
 
@@ -519,10 +551,31 @@ def dump(p: Pipeline) -> str:
     return dumps(to_dict(p))
 
 
-def save(p: Pipeline, path: str | Path | None = None) -> Path:
-    """Write the pipeline atomically to ``path`` (default: where it was loaded from)."""
+def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = None,
+         force: bool = False) -> Path:
+    """Write the pipeline atomically to ``path`` (default: where it was loaded from).
+
+    ``expected`` is the file's text when it was loaded (or last saved): if the file now holds
+    something else (another tab, an editor, a git pull), nothing is written and a ConfigError
+    says so, unless ``force``. Without ``expected`` the file is written unconditionally.
+    """
     target = Path(path) if path else p.path
     if target is None:
         raise ConfigError("the pipeline has no file yet: give a path to save it to.")
+    if expected is not None and not force and changed_on_disk(target, expected):
+        raise ConfigError(f"'{target.name}' changed on disk since it was opened (another tab, "
+                          "an editor or a git pull). Save under another name, reopen it to get "
+                          "the other changes, or confirm to replace them with yours.",
+                          file=str(target))
     atomic_write_text(target, dump(p))
     return target
+
+
+def changed_on_disk(path: Path, expected: str) -> bool:
+    """True when ``path`` exists and no longer holds ``expected``."""
+    try:
+        return path.read_text(encoding="utf-8") != expected
+    except FileNotFoundError:
+        return False  # deleted meanwhile: saving recreates it, nothing of anyone's is lost
+    except (OSError, UnicodeDecodeError):
+        return True

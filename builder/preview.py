@@ -29,6 +29,7 @@ from builder.compiler import Plan, engine_message, source_key
 from builder.engines.base import PreviewResult
 from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
 from builder.errors import ExecutionError, Problem
+from builder.schema import file_identity
 from patterns.base import col, ident
 
 TABLE_PREFIX = "_dy_"
@@ -100,6 +101,8 @@ class Previewer:
             if n in plan.sources:
                 src = plan.sources[n].source
                 h.update(repr(source_key(plan.pipeline, src)).encode())
+                # Catalog and staging sources: the content of the files they read.
+                h.update(repr([file_identity(p) for p in plan.sources[n].paths]).encode())
                 h.update(repr([(name, qq.sql("duckdb")) for name, qq in
                                plan.node_ctes(n)]).encode())
                 h.update(repr(sample).encode())
@@ -153,8 +156,8 @@ class Previewer:
         self.computed.append(n)
 
     def _sample_fraction_key(self, plan: Plan, sample: SampleSpec) -> tuple[Any, ...]:
-        return tuple(sorted((sid, tuple(sp.source.sample_key)) for sid, sp in
-                            plan.sources.items() if sp.source.sample_key))
+        return tuple(sorted((sid, tuple(sp.sample_key)) for sid, sp in
+                            plan.sources.items() if sp.sample_key))
 
     def _source_rows(self, con: duckdb.DuckDBPyConnection, plan: Plan, sid: str) -> int:
         key = repr(source_key(plan.pipeline, plan.sources[sid].source))
@@ -166,20 +169,20 @@ class Previewer:
 
     def _sampled(self, plan: Plan, sid: str, query: exp.Query,
                  sample: SampleSpec) -> exp.Query:
-        src = plan.sources[sid].source
+        sample_key = plan.sources[sid].sample_key
         sub = query.subquery("s")
-        if not src.sample_key:
+        if not sample_key:
             return exp.select(exp.Star()).from_(sub).limit(sample.rows)
         con = self._con
         assert con is not None
-        keyed = [s for s, sp in plan.sources.items() if sp.source.sample_key]
+        keyed = [s for s, sp in plan.sources.items() if sp.sample_key]
         biggest = max(self._source_rows(con, plan, s) for s in keyed)
         fraction = min(1.0, sample.rows / biggest) if biggest else 1.0
         buckets = 1_000_000
         # The same hash of the same key value in every keyed source keeps whole entities.
         key_text = exp.func("concat_ws", exp.Literal.string("\x1f"), *(
             exp.func("coalesce", exp.cast(col(k), "VARCHAR"), exp.Literal.string("\x00"))
-            for k in src.sample_key))
+            for k in sample_key))
         h = exp.func("hash", exp.func("concat", key_text, exp.Literal.string(str(sample.seed))))
         cond = exp.LT(this=exp.Mod(this=h, expression=exp.Literal.number(buckets)),
                       expression=exp.Literal.number(int(fraction * buckets)))

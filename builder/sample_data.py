@@ -26,20 +26,26 @@ def _r(expr: str, salt: int, seed: int) -> str:
 
 def generate(out_dir: Path, clicks: int = 20_000, users: int = 500, products: int = 200,
              days: int = 30, seed: int = 7, fmt_clicks: str = "parquet",
-             threads: int | None = None) -> dict[str, Path]:
-    """Write users.csv, clicks.<fmt>, orders.parquet and product_snapshots.csv to ``out_dir``."""
+             threads: int | None = None, fmt_tables: str = "csv") -> dict[str, Path]:
+    """Write users.<t>, clicks.<fmt>, orders.parquet and product_snapshots.<t> to ``out_dir``.
+
+    ``fmt_tables`` (``csv`` or ``parquet``) is the format of users and product_snapshots: the
+    example data keeps CSV, the benchmark writes parquet.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar=false")
     if threads:
         con.execute(f"SET threads={int(threads)}")
     sessions = max(1, clicks // 8)
     paths = {
-        "users": out_dir / "users.csv",
+        "users": out_dir / f"users.{fmt_tables}",
         "clicks": out_dir / f"clicks.{fmt_clicks}",
         "orders": out_dir / "orders.parquet",
-        "product_snapshots": out_dir / "product_snapshots.csv",
+        "product_snapshots": out_dir / f"product_snapshots.{fmt_tables}",
     }
+    tables_opts = "FORMAT parquet" if fmt_tables == "parquet" else "FORMAT csv, HEADER true"
     base = "TIMESTAMP '2024-01-01 00:00:00'"
     con.execute(f"""
         CREATE TEMP TABLE users AS
@@ -113,12 +119,11 @@ def generate(out_dir: Path, clicks: int = 20_000, users: int = 500, products: in
                     ELSE round(base_price * (1 + version / 10.0), 2) END AS price
         FROM changes WHERE d < delisted_day
         ORDER BY snapshot_date, product_id""")
-    con.execute(f"COPY users TO '{paths['users']}' (FORMAT csv, HEADER true)")
+    con.execute(f"COPY users TO '{paths['users']}' ({tables_opts})")
     clicks_opts = "FORMAT parquet" if fmt_clicks == "parquet" else "FORMAT csv, HEADER true"
     con.execute(f"COPY clicks TO '{paths['clicks']}' ({clicks_opts})")
     con.execute(f"COPY orders TO '{paths['orders']}' (FORMAT parquet)")
-    con.execute(f"COPY product_snapshots TO '{paths['product_snapshots']}' "
-                "(FORMAT csv, HEADER true)")
+    con.execute(f"COPY product_snapshots TO '{paths['product_snapshots']}' ({tables_opts})")
     con.close()
     return paths
 
@@ -129,6 +134,24 @@ def ensure_sample_data(out_dir: Path = DEFAULT_DIR) -> Path:
     if not all((out_dir / n).exists() for n in names):
         generate(out_dir)
     return out_dir
+
+
+def ensure_examples(pipelines_dir: Path) -> list[str]:
+    """Sample data, plus the staging tables example pipelines read (published by running
+    the example that produces each, once). Returns the pipelines it ran."""
+    from builder import api
+    from builder.model import load
+    from builder.project import find_project
+    from builder.runs import producer_files
+
+    ensure_sample_data(pipelines_dir / "data")
+    project = find_project(pipelines_dir / "x.yaml")
+    ran = []
+    for name, file in producer_files(project).items():
+        if not (project.staging_dir / f"{name}.parquet").exists():
+            api.run(load(file))
+            ran.append(file.stem)
+    return ran
 
 
 def main() -> None:

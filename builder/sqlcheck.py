@@ -52,6 +52,12 @@ def parse_query(sql: str) -> tuple[exp.Query | None, SqlIssue | None]:
     try:
         statements = [s for s in sqlglot.parse(sql, dialect="duckdb") if s is not None]
     except ParseError as e:
+        first = stripped.split(None, 1)[0].upper()
+        if first in _FORBIDDEN_KEYWORDS:
+            # e.g. EXPORT/IMPORT DATABASE, which sqlglot cannot parse: say why it is refused.
+            return None, SqlIssue(f"a SQL step must be a SELECT query; {first} statements are "
+                                  "not allowed. Sources and outputs are declared in the "
+                                  "pipeline, not in SQL.", *_pos_of_first_token(sql))
         err = e.errors[0] if e.errors else {}
         desc = str(err.get("description") or "cannot parse").rstrip(".")
         token = err.get("highlight")
@@ -84,6 +90,15 @@ def check_expression_tree(tree: exp.Expr) -> SqlIssue | None:
                              exp.Command, exp.Set, exp.Copy, exp.Pragma, exp.Use,
                              exp.Merge, exp.Alter)):
             return SqlIssue(f"{_statement_kind(node, node.sql())} is not allowed inside a query.")
+        if isinstance(node, exp.Table) and isinstance(node.this, (exp.Func, exp.Anonymous)):
+            fn = node.this
+            fname = str(fn.this) if isinstance(fn, exp.Anonymous) else fn.sql_name()
+            if fname.lower() not in SAFE_TABLE_FUNCTIONS | FORBIDDEN_FUNCTIONS:
+                # Table functions in expression params too (pragma_*, which_secret, ...).
+                line, col = _meta_pos(fn)
+                return SqlIssue(f"table function '{fname}' is not allowed: a step reads only "
+                                "the pipeline's sources and steps. Declare files under "
+                                "'sources:'.", line, col)
         name = _function_name(node)
         if name and name.lower() in FORBIDDEN_FUNCTIONS:
             line, col = _meta_pos(node)

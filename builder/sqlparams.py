@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import math
 import re
 from typing import Any
 
@@ -13,6 +14,24 @@ from builder.errors import CompileError, did_you_mean
 
 PARAM_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _ANY_BRACES_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
+
+
+def non_finite_literal(value: Any) -> exp.Expr | None:
+    """``CAST('inf' AS DOUBLE)`` for an infinite or NaN number, else None.
+
+    Written as bare words (``inf``, ``nan``, ``-Infinity``) they would be read as column names.
+    """
+    if isinstance(value, bool) or not isinstance(value, (float, decimal.Decimal)):
+        return None
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite():
+            return None
+        text = "nan" if value.is_nan() else "-inf" if value.is_signed() else "inf"
+    elif math.isfinite(value):
+        return None
+    else:
+        text = "nan" if math.isnan(value) else "-inf" if value < 0 else "inf"
+    return exp.cast(exp.Literal.string(text), "DOUBLE")
 
 
 def literal_sql(value: Any, dialect: str = "duckdb") -> str:
@@ -29,7 +48,8 @@ def literal_sql(value: Any, dialect: str = "duckdb") -> str:
     elif isinstance(value, bool):
         node = exp.Boolean(this=value)
     elif isinstance(value, (int, float, decimal.Decimal)):
-        node = exp.Literal.number(value)
+        special = non_finite_literal(value)  # inf/nan: never bare words (column names)
+        node = special if special is not None else exp.Literal.number(value)
     elif isinstance(value, dt.datetime):
         node = exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
     elif isinstance(value, dt.date):

@@ -117,11 +117,21 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 
 
+# Line breaks YAML knows besides \n: PyYAML folds them inside single-quoted text, so a value
+# holding one would not read back the same. Double quotes escape them.
+_OTHER_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if any(b in value for b in _OTHER_BREAKS):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     if "\n" in value:
-        # Literal block keeps SQL readable; trailing spaces on lines would force quoting.
-        value = "\n".join(line.rstrip() for line in value.split("\n"))
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+        # Literal block keeps SQL readable. PyYAML cannot write trailing spaces on a line in a
+        # block, so such text is written quoted: dropping them would change the value (a
+        # column name or a value in a param must survive a save exactly).
+        if all(line == line.rstrip() for line in value.split("\n")):
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
     if "'" in value and '"' not in value and "\\" not in value:
         # SQL quotes text with ': prefer "a = 'x'" to 'a = ''x''' where quoting is needed.
         analysis = dumper.analyze_scalar(value)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
 from builder.errors import did_you_mean
-from builder.sqlparams import render_params
+from builder.sqlparams import non_finite_literal, render_params
 
 ARITY_N = "n"
 Arity = Union[int, Literal["n"]]
@@ -35,7 +35,8 @@ CATEGORIES = (
     "Reshape", "Keys & privacy", "Quality",
 )
 
-FieldKind = Literal["column", "columns", "column_map", "order_by", "sql", "sql_map"]
+FieldKind = Literal["column", "columns", "column_map", "order_by", "sql", "sql_map",
+                    "join_keys"]
 
 
 # ---- param field helpers -----------------------------------------------------------------
@@ -79,6 +80,11 @@ def sql_field(description: str, *, input: int | None = 0, default: Any = ...) ->
 def sql_map_field(description: str, *, input: int | None = 0, default: Any = ...) -> Any:
     """A mapping ``name: SQL expression``."""
     return _field("sql_map", description, input, default)
+
+
+def join_keys_field(description: str) -> Any:
+    """Join keys: a list of columns both inputs share, or a ``{left: right}`` mapping."""
+    return _field("join_keys", description, None, [])
 
 
 def field_kind(model: type[BaseModel], name: str) -> tuple[str | None, int | None]:
@@ -182,9 +188,50 @@ def ordered(spec: OrderSpec, table: str | None = None) -> exp.Ordered:
                        nulls_first=not spec.nulls_last)
 
 
+def distinct_names(values: list[str], what: str = "column",
+                   empty: str | None = None) -> list[str]:
+    """Validator body for name lists: refuse repeats and, with ``empty``, an empty list."""
+    if empty is not None and not values:
+        raise ValueError(empty)
+    dup = next((v for v in values if values.count(v) > 1), None)
+    if dup is not None:
+        raise ValueError(f"{what} '{dup}' is listed twice")
+    return values
+
+
+INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                           "USMALLINT", "UINTEGER", "UBIGINT"})
+
+
+def is_integer_type(type_name: str | None) -> bool:
+    """True for DuckDB integer types. Their sums differ in type between engines (DuckDB:
+    HUGEINT, Spark: BIGINT), so patterns cast integer sums to BIGINT."""
+    return (type_name or "").split("(")[0].strip().upper() in INTEGER_TYPES
+
+
+def fresh_name(base: str, taken: Iterable[str]) -> str:
+    """A helper column name that no input column uses (compared case-insensitively)."""
+    lowered = {t.lower() for t in taken}
+    name = base
+    while name.lower() in lowered:
+        name = "_" + name
+    return name
+
+
+def tie_breakers(rel: Relation, used: Iterable[str]) -> list[exp.Ordered]:
+    """The columns not in ``used``, ascending NULLs last: makes a row order deterministic.
+
+    MAP columns are skipped: Spark cannot sort by them.
+    """
+    skip = set(used)
+    return [ordered(OrderSpec(column=c.name)) for c in rel.columns
+            if c.name not in skip and not c.type.upper().startswith("MAP")]
+
+
 def literal(value: Any) -> exp.Expr:
     """A Python value as a SQL literal expression (strings quoted by sqlglot)."""
-    return exp.convert(value)
+    special = non_finite_literal(value)  # inf/nan: never bare words (column names)
+    return special if special is not None else exp.convert(value)
 
 
 class ParamError(Exception):

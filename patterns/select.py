@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import BuildContext, Pattern, PatternParams, col, columns_field
+from patterns.base import BuildContext, Pattern, PatternParams, col, columns_field, distinct_names
 
 
 class Params(PatternParams):
@@ -18,12 +18,7 @@ class Params(PatternParams):
     @field_validator("columns")
     @classmethod
     def _not_empty(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("list at least one column to keep")
-        if len(set(v)) != len(v):
-            dup = next(c for c in v if v.count(c) > 1)
-            raise ValueError(f"column '{dup}' is listed twice")
-        return v
+        return distinct_names(v, empty="list at least one column to keep")
 
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:

@@ -114,3 +114,11 @@ def test_shape_errors(text, message):
     with pytest.raises(ConfigError) as ei:
         loads_pipeline(text)
     assert message in str(ei.value)
+
+
+@pytest.mark.parametrize("value", ["\x85", "a\u2028b", "x\u2029", "a\rb", "tab\there", " \n"])
+def test_values_with_unusual_line_breaks_survive_a_save(value):
+    from builder.yamlio import dumps, loads
+
+    data = {"params": {"mapping": {value: value}, "default": value}}
+    assert loads(dumps(data)) == data

@@ -71,7 +71,10 @@ def test_run_matches_hand_written_sql(tmp_path):
     f = _write(tmp_path, PIPELINE)
     result = api.run(load(f))
     assert [s.node for s in result.steps] == ["paid", "picked", "daily"]
-    assert result.steps[0].rows == 6  # every row has an amount or is on home
+    # 'paid' is read by one step only: streamed into it, no count; outputs are tables.
+    assert result.steps[0].rows is None and result.steps[1].rows == 6
+    detailed = api.run(load(f), pipeline_steps=False)  # dockyard run --step-stats
+    assert detailed.steps[0].rows == 6  # every row has an amount or is on home
     got = duckdb.sql(f"SELECT * FROM '{tmp_path}/out/daily.parquet' ORDER BY ALL").fetchall()
     want = duckdb.sql(HAND_WRITTEN).fetchall()
     assert got == want and len(got) == 2
@@ -233,4 +236,88 @@ def test_killed_run_leaves_previous_output_intact(tmp_path):
     assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == before
     # The next successful run replaces the output and clears the dead run's temp file.
     assert main(["run", str(small)]) == 0
+    assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))
+
+
+def test_sorted_step_is_written_in_order(tmp_path):
+    path = _write(tmp_path, """\
+        version: 1
+        name: sorted
+        sources:
+          clicks: {path: '{DATA}/clicks.csv'}
+        steps:
+          - id: many
+            sql: SELECT hash(r.range) % 1000003 AS k, r.range AS i FROM clicks, range(50000) r
+          - id: ordered
+            pattern: sort
+            inputs: [many]
+            params: {order_by: [k, i desc]}
+        outputs:
+          ordered: {path: out/ordered.parquet}
+        """)
+    assert main(["run", str(path)]) == 0
+    rows = duckdb.sql(f"SELECT k, i FROM '{tmp_path / 'out' / 'ordered.parquet'}'").fetchall()
+    assert len(rows) == 300000
+    assert rows == sorted(rows, key=lambda r: (r[0], -r[1]))
+
+
+def test_secrets_come_from_the_environment_not_the_file(tmp_path, capsys, monkeypatch):
+    from builder.model import dump, load
+
+    path = _write(tmp_path, """\
+        version: 1
+        name: secret
+        params:
+          salt: {env: DY_TEST_SALT}
+        sources:
+          users: {path: '{DATA}/users.csv'}
+        steps:
+          - id: hashed
+            sql: SELECT user_id, sha256({{ salt }} || name) AS h FROM users
+        outputs:
+          hashed: {path: out/hashed.csv}
+        """)
+    monkeypatch.delenv("DY_TEST_SALT", raising=False)
+    assert main(["validate", str(path)]) == 2
+    assert "param 'salt' reads the environment variable 'DY_TEST_SALT', which is not set" in \
+        capsys.readouterr().err
+    monkeypatch.setenv("DY_TEST_SALT", "s3cr'et")
+    assert main(["run", str(path)]) == 0
+    got = duckdb.sql(f"SELECT h FROM '{tmp_path / 'out' / 'hashed.csv'}' ORDER BY user_id"
+                     ).fetchall()[0][0]
+    import hashlib
+
+    assert got == hashlib.sha256(b"s3cr'etAnn").hexdigest()
+    # The file keeps only the variable's name.
+    assert "s3cr" not in dump(load(path)) and "{env: DY_TEST_SALT}" in dump(load(path))
+
+
+def test_second_run_of_the_same_pipeline_refuses_while_the_first_runs(tmp_path, capsys):
+    from builder.model import load
+    from builder.runlock import run_lock
+
+    path = _write(tmp_path, PIPELINE)
+    with run_lock(load(path)):
+        assert main(["run", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert "pipeline 't' is already running (pid " in err and "wait for it to finish" in err
+    assert main(["run", str(path)]) == 0
+
+
+def test_app_serves_localhost_only_by_default():
+    from builder.cli import build_parser
+
+    args = build_parser().parse_args(["ui"])
+    assert args.address == "127.0.0.1"
+    config = (Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text()
+    assert 'address = "127.0.0.1"' in config
+
+
+def test_duckdb_output_replaces_a_folder_left_by_spark(tmp_path):
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    target = tmp_path / "out" / "big.parquet"
+    target.mkdir(parents=True)  # what a Spark run leaves: a folder of part files
+    (target / "part-00000.parquet").write_bytes(b"old")
+    assert main(["run", str(path)]) == 0
+    assert target.is_file() and duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(12,)]
     assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))

@@ -10,6 +10,8 @@ import pytest
 from builder import api
 from builder.compiler import plan
 from builder.model import dump, load
+from builder.project import WAREHOUSE_ENV
+from builder.runs import run_upstream
 
 SAVED = Path(__file__).resolve().parent.parent / "saved_pipelines"
 FILES = sorted(SAVED.glob("*.yaml"))
@@ -19,10 +21,19 @@ def test_there_are_examples():
     assert len(FILES) >= 1
 
 
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("warehouse")
+
+
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_example_validates_round_trips_and_runs(path: Path, tmp_path: Path):
+def test_example_validates_round_trips_and_runs(path: Path, tmp_path: Path, warehouse: Path,
+                                                monkeypatch: pytest.MonkeyPatch):
+    # Staging tables go to a private warehouse; upstream examples publish theirs first.
+    monkeypatch.setenv(WAREHOUSE_ENV, str(warehouse))
     pipeline = load(path)
     assert dump(pipeline) == path.read_text(encoding="utf-8"), "saved file is not canonical"
+    run_upstream(pipeline)
     p = plan(pipeline)
     assert not p.errors, [str(e) for e in p.errors]
     assert not p.warnings, [str(w) for w in p.warnings]

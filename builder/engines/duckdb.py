@@ -7,10 +7,12 @@ installed or loaded on the fly; and the configuration is locked so a query canno
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,9 +52,15 @@ def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
     for src in pipeline.sources.values():
         if src.path and "://" not in src.path:
             dirs.append(source_dir(pipeline.resolve(src.path)))
+    for sp in plan.sources.values():
+        dirs.extend(source_dir(p) for p in sp.paths if "://" not in p)
     for out in pipeline.outputs.values():
         if out.path:
             dirs.append(Path(pipeline.resolve(out.path)).parent)
+        elif out.staging:
+            from builder.project import find_project
+
+            dirs.append(find_project(pipeline.path).staging_dir)
     dirs.extend(Path(d) for d in extra)
     return _normalise_dirs(dirs)
 
@@ -139,7 +147,17 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
         rows = int(res[0][0]) if res and res[0] else -1
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, final)
+        if final.is_dir():
+            # A Spark run wrote this output as a folder of part files: move it aside first
+            # (rename is atomic; the old folder is deleted only after the new file is in place).
+            old = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
     except BaseException:
         try:
             tmp.unlink()
@@ -168,11 +186,19 @@ def check_failure_message(res: CheckResult, what: str = "step") -> str:
             f"{'s' if res.failed_rows != 1 else ''}" + (f", e.g. {rows}" if rows else "") + ".")
 
 
-OutputWriter = Callable[["DuckDBEngine", duckdb.DuckDBPyConnection, Plan, "Output"], OutputResult]
-# Extra output kinds (staging tables) register a writer here, keyed by kind ("staging").
-OUTPUT_WRITERS: dict[str, OutputWriter] = {}
-# Called after every run (success or failure) with (plan, result, error), e.g. run history.
-RUN_LISTENERS: list[Callable[[Plan, RunResult, BaseException | None], None]] = []
+
+
+def record_run_safely(plan: Plan, result: RunResult, error: BaseException | None, engine: str,
+                      started: dt.datetime) -> None:
+    """Record the run in the warehouse; a history problem is a warning, never the run's fate."""
+    from builder.errors import PipelineError
+    from builder.warehouse import record_run
+
+    try:
+        record_run(plan, result, error, engine, started)
+    except (duckdb.Error, OSError, PipelineError) as e:
+        sys.stderr.write(f"dockyard: warning: run history not recorded: "
+                         f"{str(e).splitlines()[0]}\n")
 
 
 class DuckDBEngine(Engine):
@@ -182,12 +208,20 @@ class DuckDBEngine(Engine):
 
     def __init__(self, *, memory_limit: str | None = None, threads: int | None = None,
                  temp_directory: str | None = None, sandbox: bool = True,
-                 extra_dirs: Iterable[str | Path] = ()) -> None:
+                 extra_dirs: Iterable[str | Path] = (), record: bool = True,
+                 pipeline_steps: bool = True) -> None:
         self.memory_limit = memory_limit
+        # True: a step read by exactly one other step, with no checks and no output, becomes a
+        # view, so DuckDB runs the chain as one query (columns nobody reads are never computed
+        # or stored) - but such steps report no row count.
+        self.pipeline_steps = pipeline_steps
         self.threads = threads
         self.temp_directory = temp_directory
         self.sandbox = sandbox
         self.extra_dirs = list(extra_dirs)
+        self.record = record  # keep run history in the project's warehouse
+        self.lock_wait = 0.0  # seconds a second run of the same pipeline waits before refusing
+        self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
     def connect(self, plan: Plan) -> duckdb.DuckDBPyConnection:
         return connect(sandbox_dirs(plan, self.extra_dirs), memory_limit=self.memory_limit,
@@ -198,9 +232,17 @@ class DuckDBEngine(Engine):
     def run(self, plan: Plan, outputs: dict[str, Output] | None = None,
             progress: ProgressFn | None = None) -> RunResult:
         plan.raise_for_errors()
+        from builder.runlock import run_lock
+
+        with run_lock(plan.pipeline, wait=self.lock_wait):
+            return self._run(plan, outputs, progress)
+
+    def _run(self, plan: Plan, outputs: dict[str, Output] | None,
+             progress: ProgressFn | None) -> RunResult:
         outputs = plan.pipeline.outputs if outputs is None else outputs
         result = RunResult()
         started = time.perf_counter()
+        self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         error: BaseException | None = None
         con = self.connect(plan)
         try:
@@ -231,14 +273,25 @@ class DuckDBEngine(Engine):
         finally:
             result.seconds = time.perf_counter() - started
             con.close()
-            for listener in RUN_LISTENERS:
-                listener(plan, result, error)
+            if self.record:
+                record_run_safely(plan, result, error, self.name, self._run_started)
         return result
 
     def _materialize(self, plan: Plan, node: str, outputs: dict[str, Output],
                      consumers: dict[str, int]) -> bool:
-        """Steps become tables; sources stay views (read once per consumer, as hand SQL does)."""
-        return node not in plan.sources
+        """Steps become tables; sources stay views (read once per consumer, as hand SQL does).
+
+        With ``pipeline_steps``, only steps that need to be tables are: outputs, steps read more
+        than once, and steps that checks read (a step's checks query the step and its inputs).
+        """
+        if node in plan.sources:
+            return False
+        if not self.pipeline_steps:
+            return True
+        readers = [n for n in plan.graph.successors(node) if n in plan.steps]
+        checked = any(plan.steps[n].checks for n in [node, *readers] if n in plan.steps)
+        return node in outputs or consumers.get(node, 0) != 1 or checked \
+            or node in plan.side_nodes
 
     def _compute(self, con: duckdb.DuckDBPyConnection, plan: Plan, node: str,
                  result: RunResult, materialize: bool) -> StepStat:
@@ -263,7 +316,13 @@ class DuckDBEngine(Engine):
         checks = plan.sources[node].checks if node in plan.sources else (
             plan.steps[node].checks if node in plan.steps else [])
         for check in checks:
-            res = run_check(con, node, check)
+            try:
+                res = run_check(con, node, check)
+            except duckdb.Error as e:
+                what = "source" if node in plan.sources else "step"
+                raise ExecutionError(Problem(f"{what} '{node}': check '{check.name}' cannot run: "
+                                             f"{engine_message(e)}", file=plan.pipeline.file,
+                                             step=node, kind="execution")) from None
             result.checks.append(res)
             if res.failed_rows and check.on_fail == "error":
                 what = "source" if node in plan.sources else "step"
@@ -277,17 +336,20 @@ class DuckDBEngine(Engine):
                      out: Output) -> OutputResult:
         t0 = time.perf_counter()
         if out.staging:
-            writer = OUTPUT_WRITERS.get("staging")
-            if writer is None:
-                raise ExecutionError(f"output '{out.step}' writes staging table "
-                                     f"'{out.staging}', but no warehouse is configured.",
-                                     file=plan.pipeline.file)
-            return writer(self, con, plan, out)
+            from builder.warehouse import write_staging
+
+            return write_staging(con, plan, out, self._run_started)
         assert out.path is not None
         target = plan.pipeline.resolve(out.path)
         fmt = out.resolved_format or "parquet"
+        relation = f"SELECT * FROM {q(out.step)}"
+        query = plan.steps[out.step].query if out.step in plan.steps else None
+        if query is not None and query.args.get("order") is not None:
+            # Tables do not keep row order (preserve_insertion_order is off for speed): an
+            # ordered step is written from its own query, over its already computed inputs.
+            relation = query.sql(dialect="duckdb")
         try:
-            rows = write_file(con, f"SELECT * FROM {q(out.step)}", target, fmt)
+            rows = write_file(con, relation, target, fmt)
         except duckdb.Error as e:
             raise ExecutionError(f"output '{out.step}': cannot write '{out.path}': "
                                  f"{engine_message(e)}", file=plan.pipeline.file) from None

@@ -237,6 +237,17 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
         _init(k, ", ".join(value or []))
         text = st.text_input(_label(spec) + " (comma-separated)", key=k, help=help_)
         _write(step, spec, [t.strip() for t in text.split(",") if t.strip()] or None)
+    elif spec.kind == "join_keys" and not isinstance(value, dict):
+        # Shared names are the common case; a {left: right} mapping is edited as YAML.
+        left = {c for c, _ in input_columns(plan, inputs, 0)}
+        shared = [c for c, _ in input_columns(plan, inputs, 1) if c in left]
+        current = [str(v) for v in value] if isinstance(value, list) else []
+        _init(k, current)
+        picked = st.multiselect(_label(spec), shared + [c for c in current if c not in shared],
+                                key=k, help=(help_ or "") + " Only columns both inputs have are "
+                                "listed; for keys with different names write a mapping in YAML.",
+                                placeholder="choose key columns")
+        _write(step, spec, list(picked))
     elif spec.kind == "order_by":
         _order_by_editor(spec, step, k, value, names, help_)
     elif spec.kind in ("sql_map", "column_map"):

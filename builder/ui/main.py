@@ -10,9 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from builder.compiler import Plan, plan
+from builder.errors import PipelineError
 from builder.model import Pipeline, dump
-from builder.sample_data import ensure_sample_data
-from builder.ui import dag, inspector, palette, runner, saving, sources, state
+from builder.sample_data import ensure_examples
+from builder.ui import catalog, dag, inspector, palette, runner, saving, sources, state
 from builder.ui.messages import one_line, show_problems
 
 ICONS = {"invalid": "✗", "cached": "✓", "valid": "○", "source": "◆"}
@@ -22,10 +23,25 @@ def main() -> None:
     """Draw the app (called by app.py on every rerun)."""
     st.set_page_config(page_title="Dockyard", page_icon="⚓", layout="wide")
     folder = state.pipelines_dir()
-    ensure_sample_data(folder / "data")
+    if not st.session_state.get("_examples_ready"):
+        try:
+            ensure_examples(folder)
+        except PipelineError as e:  # an example that cannot publish: say so, keep going
+            st.warning(str(e.problems[0]) if e.problems else str(e))
+        st.session_state["_examples_ready"] = True
     p = state.pipeline()
     with st.sidebar:
         st.title("⚓ Dockyard")
+        view = st.radio("Page", ["Builder", "Catalog"], key="dy_page", horizontal=True,
+                        label_visibility="collapsed")
+    if view == "Catalog":
+        state.show_flashes()
+        try:
+            catalog.page()
+        except Exception as e:  # noqa: BLE001 - never a traceback on the page
+            st.error(one_line(e))
+        return
+    with st.sidebar:
         with st.expander("Pipelines", expanded=p is None):
             saving.open_panel()
         if p is not None:

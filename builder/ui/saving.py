@@ -36,8 +36,9 @@ def display_path(path: Path) -> str:
 
 @action
 def open_file(path: Path) -> None:
-    p = load(path)
-    state.set_pipeline(p, dump(p))
+    p = load(path)  # first: an unreadable file is a one-line ConfigError, not a decode error
+    text = path.read_text(encoding="utf-8") if path.exists() else None
+    state.set_pipeline(p, dump(p), text)
     state.flash("success", f"Opened '{display_path(path)}'.")
 
 
@@ -73,7 +74,9 @@ def _save() -> None:
     if not same_file:
         p.name = target.stem
     p.path = target
-    save(p, target)
+    # The file we opened may have been changed meanwhile (another tab, a git pull).
+    expected = state.disk_text() if same_file else None
+    save(p, target, expected=expected, force=bool(st.session_state.get("dy_overwrite")))
     state.mark_saved(p)
     st.session_state["dy_overwrite"] = False
     state.flash("success", f"Saved to '{display_path(target)}'. Run it with: "
@@ -90,7 +93,7 @@ def _duplicate() -> None:
         raise ConfigError(f"'{display_path(target)}' already exists: choose another name.")
     copy = edit.duplicate(p, name, state.pipelines_dir())
     save(copy, target)
-    state.set_pipeline(copy, dump(copy))
+    state.set_pipeline(copy, dump(copy), dump(copy))
     state.flash("success", f"Duplicated to '{display_path(target)}' (now editing the copy).")
 
 

@@ -107,13 +107,47 @@ def _add_upload(upload_key: str, id_key: str) -> None:
     state.flash("success", f"Uploaded to '{path}' and added source '{src.id}'.")
 
 
+@action
+def _add_table(choice_key: str, id_key: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    choice = st.session_state.get(choice_key)
+    if not choice:
+        raise ConfigError("choose a catalog table first.")
+    kind, name = str(choice).split(":", 1)
+    sid = str(st.session_state.get(id_key) or "").strip() or edit.unique_id(p, name)
+    src = edit.add_table_source(p, sid, kind, name)
+    state.select(src.id)
+    state.flash("success", f"Added source '{src.id}' ({kind} table '{name}').")
+
+
+def table_choices() -> list[str]:
+    """'catalog:NAME' and 'staging:NAME' for every table the project's catalog knows."""
+    from builder.cli_catalog import entries
+    from builder.project import find_project
+
+    project = find_project(state.pipelines_dir() / "x.yaml")
+    return [f"{e['kind']}:{e['name']}" for e in entries(project)]
+
+
 def draw(p: Pipeline) -> None:
     """The 'Add a source' controls (in the sidebar)."""
     folder = state.pipelines_dir()
-    how = st.radio("From", ["Data folder", "Upload", "Path"], key="dy_src_how",
+    how = st.radio("From", ["Data folder", "Catalog", "Upload", "Path"], key="dy_src_how",
                    horizontal=True)
     st.text_input("Source id (optional)", key="dy_src_id", placeholder="from the file name")
-    if how == "Data folder":
+    if how == "Catalog":
+        tables = table_choices()
+        if not tables:
+            st.caption("The catalog is empty: add catalog/*.yaml files or publish a staging "
+                       "table.")
+            return
+        st.selectbox("Table", tables, key="dy_src_table",
+                     help="Catalog entries apply their casts, dedupe, masking and checks on "
+                     "read; staging tables are published by other pipelines.")
+        st.button("Add source", key="dy_src_add_table", on_click=_add_table,
+                  args=("dy_src_table", "dy_src_id"))
+    elif how == "Data folder":
         files = [f.relative_to(folder).as_posix() for f in data_files(folder)]
         if not files:
             st.caption(f"No data files in '{folder / 'data'}'.")

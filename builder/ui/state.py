@@ -25,6 +25,7 @@ UPLOADS = Path("data") / "uploads"
 # Keys of st.session_state this package owns.
 PIPELINE = "dy_pipeline"
 SAVED_TEXT = "dy_saved_text"       # the YAML on disk at load/save time (None: never saved)
+DISK_TEXT = "dy_disk_text"         # the file's exact text when loaded or saved (conflicts)
 GENERATION = "dy_generation"       # bumped when the model changes outside the widgets
 PREVIEWER = "dy_previewer"
 SELECTED = "dy_selected"           # the node being inspected (the selectbox's key)
@@ -45,10 +46,12 @@ def pipeline() -> Pipeline | None:
     return st.session_state.get(PIPELINE)
 
 
-def set_pipeline(p: Pipeline, saved_text: str | None) -> None:
-    """Make ``p`` the pipeline being edited; ``saved_text`` is its YAML on disk (or None)."""
+def set_pipeline(p: Pipeline, saved_text: str | None, disk: str | None = None) -> None:
+    """Make ``p`` the pipeline being edited; ``saved_text`` is its YAML on disk (or None),
+    ``disk`` the file's exact text (to notice when someone else changes the file)."""
     st.session_state[PIPELINE] = p
     st.session_state[SAVED_TEXT] = saved_text
+    st.session_state[DISK_TEXT] = disk
     st.session_state.pop(PREVIEW, None)
     st.session_state.pop(RUN, None)
     bump()
@@ -58,6 +61,12 @@ def set_pipeline(p: Pipeline, saved_text: str | None) -> None:
 
 def mark_saved(p: Pipeline) -> None:
     st.session_state[SAVED_TEXT] = dump(p)
+    st.session_state[DISK_TEXT] = st.session_state[SAVED_TEXT]
+
+
+def disk_text() -> str | None:
+    """The file's text when it was loaded or last saved here (None: not from a file)."""
+    return st.session_state.get(DISK_TEXT)
 
 
 def is_dirty(p: Pipeline) -> bool:

@@ -152,6 +152,27 @@ def test_saving_over_another_pipeline_needs_confirmation(app: AppTest, pipelines
     assert (pipelines_dir / "daily_revenue.yaml").read_text() == before
 
 
+def test_save_refuses_to_overwrite_a_file_changed_on_disk(app: AppTest, pipelines_dir: Path):
+    open_example(app)
+    path = pipelines_dir / "daily_revenue.yaml"
+    # Someone else (another tab, a git pull) changes the file after we opened it.
+    theirs = path.read_text().replace("Paid revenue", "Their revenue")
+    path.write_text(theirs)
+    pipeline(app).description = "Our revenue"
+    app.button(key="dy_save_btn").click().run()
+    assert any("changed on disk since it was opened" in e for e in errors(app))
+    assert path.read_text() == theirs  # nothing lost
+    # Confirming replaces it with our version.
+    app.checkbox(key="dy_overwrite").check().run()
+    app.button(key="dy_save_btn").click().run()
+    assert not errors(app)
+    assert load(path).description == "Our revenue"
+    # Our own saves in a row are not conflicts.
+    pipeline(app).description = "Ours again"
+    app.button(key="dy_save_btn").click().run()
+    assert not errors(app) and load(path).description == "Ours again"
+
+
 def test_run_from_the_app(app: AppTest, pipelines_dir: Path):
     open_example(app)
     app.button(key="dy_run_btn").click().run()
@@ -180,3 +201,39 @@ def test_sample_mode_preview_is_marked_approximate_and_profiled(app: AppTest):
     assert any("(approximate: sample mode)" in m.value for m in app.markdown)
     assert app.selectbox(key="dy_hist_col").options == ["country", "day", "orders", "revenue"]
     assert not app.exception
+
+
+def test_catalog_page_browses_tables_and_starts_a_pipeline(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from tests.ui.conftest import ROOT, TIMEOUT
+
+    project = tmp_path / "proj"
+    shutil.copytree(ROOT / "catalog", project / "catalog")
+    shutil.copytree(ROOT / "saved_pipelines" / "data", project / "saved_pipelines" / "data")
+    for name in ("sessions_staging", "user_activity"):
+        shutil.copy(ROOT / "saved_pipelines" / f"{name}.yaml", project / "saved_pipelines")
+    monkeypatch.setenv("DOCKYARD_PIPELINES_DIR", str(project / "saved_pipelines"))
+    monkeypatch.delenv("DOCKYARD_WAREHOUSE", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    # First start published the staging table the user_activity example reads.
+    assert (project / "warehouse" / "staging" / "sessions.parquet").exists()
+    at.radio(key="dy_page").set_value("Catalog").run()
+    assert not at.exception and not errors(at)
+    names = at.dataframe[0].value["name"].tolist()
+    assert names == ["clicks", "orders", "users", "sessions", "user_activity"]
+    at.text_input(key="dy_cat_search").set_value("email").run()
+    assert at.dataframe[0].value["name"].tolist() == ["users", "user_activity"]
+    at.selectbox(key="dy_cat_pick").set_value("catalog:users").run()
+    assert not errors(at)
+    schema = at.dataframe[1].value
+    assert schema.set_index("column").loc["email", "doc"].startswith("Contact address")
+    assert any("masked email (hash)" in m.value for m in at.markdown)
+    sample = at.dataframe[2].value
+    assert len(sample) == 20 and sample["email"].str.len().eq(64).all()  # hashed on read
+    at.button(key="dy_cat_new").click().run()
+    assert not at.exception
+    p = pipeline(at)
+    assert p.name == "from_users" and p.sources["users"].catalog == "users"

@@ -1,0 +1,216 @@
+"""Data-flow logic at the edges: what reading a catalog entry or a staging table means.
+
+A ``{catalog: NAME}`` source is read from the entry's location, then the entry's metadata is
+applied as named read stages, each built by the same pattern that a pipeline would use, so the
+logic exists once: ``<id>__typed`` (cast), ``<id>__deduped`` (dedupe: latest row per primary
+key), ``<id>__masked`` (mask). Expectations become checks on the source (the run stops naming
+the source and check) and ``freshness`` a warning check. The compiled SQL shows every stage as
+its own CTE and ``SourcePlan.applied`` lists them for the app.
+
+A ``{staging: NAME}`` source reads a staging table that another pipeline published.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from builder.catalog import CatalogEntry, load_catalog
+from builder.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.model import Pipeline, Source
+from builder.project import find_project
+from builder.schema import Typer, describe_source
+from patterns import PATTERNS
+from patterns.base import BuildContext, Built, Check, ColumnInfo, ParamError, Relation
+from patterns.base import literal as sql_literal
+
+Schema = tuple[ColumnInfo, ...]
+
+
+def plan_edge_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
+    """The plan of a catalog or staging source (problems go to ``sink``)."""
+    if src.catalog:
+        return _plan_catalog(pipeline, src, sink)
+    return _plan_staging(pipeline, src, sink)
+
+
+# ---- catalog sources ---------------------------------------------------------------------
+
+def _plan_catalog(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
+    assert src.catalog is not None
+    project = find_project(pipeline.path)
+    cat = load_catalog(project)
+    for p in cat.problems:
+        sink.append(p)
+    found = cat.get(src.catalog)
+    if found is None:
+        sink.add(f"source '{src.id}': catalog entry '{src.catalog}' not found in "
+                 f"'{project.catalog_dir}'." + (cat.suggest(src.catalog) or ""),
+                 line=src.line, kind="config")
+        return SourcePlan(src, None)
+    entry, _file = found
+    raw = Source(id=src.id, path=cat.location(src.catalog), format=cat.format(src.catalog),
+                 options=dict(entry.options), line=src.line)
+    base = plan_source(pipeline, raw, sink)
+    sp = SourcePlan(src, base.read, base.columns)
+    sp.paths = [raw.path or ""]
+    if base.columns is None:
+        return sp
+    try:
+        _apply_entry(pipeline, src, entry, sp)
+    except ParamError as e:
+        sink.add(f"source '{src.id}': catalog entry '{entry.name}': {e.message}",
+                 line=src.line, kind="config")
+        sp.columns = None
+    except duckdb.Error as e:
+        sink.add(f"source '{src.id}': catalog entry '{entry.name}' cannot be applied: "
+                 f"{str(e).splitlines()[0]}", line=src.line, kind="config")
+        sp.columns = None
+    return sp
+
+
+def _check_columns(entry: CatalogEntry, columns: Schema, what: str, names: list[str]) -> None:
+    have = [c.name for c in columns]
+    for n in names:
+        if n not in have:
+            from builder.errors import did_you_mean
+
+            raise ParamError(what, f"'{what}' names column '{n}', which the data set does not "
+                             "have." + (did_you_mean(n, have) or ""))
+
+
+def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: SourcePlan) -> None:
+    """Add the read stages and checks the entry declares to ``sp`` (typing each stage)."""
+    assert sp.columns is not None
+    typer = Typer()
+    try:
+        current = f"{src.id}__raw"
+        typer.define(current, sp.columns)
+        columns = sp.columns
+
+        def stage(suffix: str, pattern: str, params: dict[str, Any], note: str) -> None:
+            nonlocal current, columns
+            built = _build(pattern, params, current, columns, src.id)
+            name = f"{src.id}__{suffix}"
+            columns = typer.type_query(name, built.query)
+            sp.stages.append((name, built.query))
+            sp.applied.append(note)
+            current = name
+
+        _check_columns(entry, columns, "types", list(entry.types))
+        if entry.types:
+            stage("typed", "cast", {"columns": entry.types},
+                  "cast " + ", ".join(f"{c} to {t}" for c, t in entry.types.items()))
+        _check_columns(entry, columns, "primary_key", entry.primary_key)
+        if entry.dedupe:
+            _check_columns(entry, columns, "dedupe", [entry.dedupe])
+            stage("deduped", "dedupe", {"keys": entry.primary_key,
+                                        "order_by": [f"{entry.dedupe} desc"]},
+                  f"dedupe: latest row per {', '.join(entry.primary_key)} by {entry.dedupe}")
+        masked = {c: m for c, m in entry.pii.items() if c not in src.pii_access}
+        refused = [c for c in src.pii_access if c in entry.pii]
+        if refused and pipeline.name not in entry.pii_access:
+            raise ParamError("pii_access", f"pipeline '{pipeline.name}' asks for raw '{refused[0]}'"
+                             ", but the catalog does not list it in 'pii_access'. Ask the "
+                             f"owner ({entry.owner or 'see the catalog'}) to add it.")
+        unknown = [c for c in src.pii_access if c not in entry.pii]
+        if unknown:
+            raise ParamError("pii_access", f"'{unknown[0]}' is not a PII column of the entry "
+                             "(PII columns: " + (", ".join(entry.pii) or "none") + ").")
+        _check_columns(entry, columns, "pii", list(entry.pii))
+        if masked:
+            salt = os.environ.get(entry.pii_salt_env, "")
+            stage("masked", "mask", {"columns": masked, "salt": salt},
+                  "masked " + ", ".join(f"{c} ({m})" for c, m in masked.items()))
+            if "hash" in masked.values() and not salt:
+                sp.applied.append(f"warning: {entry.pii_salt_env} is not set; hashes are unsalted")
+        if refused:
+            sp.applied.append("raw values allowed: " + ", ".join(refused))
+        if entry.expectations:
+            # Checks run once the source node exists, so they read it by its own id.
+            built = _build("expect", {"checks": entry.expectations, "on_fail": "error"},
+                           src.id, columns, src.id)
+            sp.checks.extend(built.checks)
+            sp.applied.append("expectations: " + ", ".join(c.name for c in built.checks))
+        if entry.freshness and entry.event_time:
+            _check_columns(entry, columns, "event_time", [entry.event_time])
+            sp.checks.append(_freshness_check(entry, src.id))
+            sp.applied.append(f"freshness: newest {entry.event_time} within {entry.freshness}")
+        _check_columns(entry, columns, "sample_key", entry.sample_key)
+        sp.catalog_sample_key = list(entry.sample_key)
+        sp.columns = columns
+    finally:
+        typer.close()
+
+
+def _build(pattern: str, params: dict[str, Any], input_name: str, columns: Schema,
+           source_id: str) -> Built:
+    pat = PATTERNS.get(pattern)
+    from pydantic import ValidationError
+
+    from builder.compiler import pydantic_messages
+
+    try:
+        model = pat.params.model_validate(params)
+    except ValidationError as e:
+        msgs = pydantic_messages(pat.params, e)
+        raise ParamError(msgs[0][0], msgs[0][1]) from None
+    ctx = BuildContext(step_id=source_id, inputs=[Relation(input_name, columns)])
+    result = pat.build(model, ctx)
+    return result if isinstance(result, Built) else Built(query=result)
+
+
+def _freshness_check(entry: CatalogEntry, table: str) -> Check:
+    from patterns._interval import parse_interval
+
+    assert entry.event_time and entry.freshness
+    n, unit = parse_interval(entry.freshness, "freshness")
+    newest = exp.select(exp.Max(this=exp.column(entry.event_time, quoted=True)).as_("newest")) \
+        .from_(exp.Table(this=exp.to_identifier(table, quoted=True)))
+    limit = exp.Sub(this=exp.CurrentTimestamp(),
+                    expression=exp.Interval(this=sql_literal(str(n)),
+                                            unit=exp.Var(this=unit.upper())))
+    stale = exp.select(exp.column("newest")).from_(newest.subquery("f")).where(
+        exp.or_(exp.column("newest").is_(exp.null()),
+                exp.LT(this=exp.cast(exp.column("newest"), "TIMESTAMPTZ"), expression=limit)))
+    return Check(name=f"freshness({entry.event_time} within {entry.freshness})", failing=stale,
+                 on_fail="warn")
+
+
+# ---- staging sources ---------------------------------------------------------------------
+
+def staging_path(pipeline: Pipeline, name: str) -> Path:
+    return find_project(pipeline.path).staging_dir / f"{name}.parquet"
+
+
+def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
+    assert src.staging is not None
+    path = staging_path(pipeline, src.staging)
+    if not path.exists():
+        from builder.runs import producers
+
+        made_by = producers(find_project(pipeline.path)).get(src.staging)
+        hint = (f" It is produced by '{made_by}': run that pipeline first, or use "
+                "'dockyard run --upstream'." if made_by else
+                " No saved pipeline publishes it (outputs: {NAME: {staging: ...}}).")
+        sink.add(f"source '{src.id}': staging table '{src.staging}' does not exist yet." + hint,
+                 line=src.line, kind="config")
+        return SourcePlan(src, None)
+    raw = Source(id=src.id, path=str(path), format="parquet", line=src.line)
+    read = read_query(pipeline, raw)
+    from builder.engines.duckdb import sandbox_dirs_for_paths
+
+    try:
+        cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, raw),
+                               sandbox_dirs_for_paths([str(path)]))
+    except duckdb.Error as e:
+        sink.add(f"source '{src.id}': staging table '{src.staging}' cannot be read: "
+                 f"{str(e).splitlines()[0]}", line=src.line, kind="execution")
+        return SourcePlan(src, read)
+    sp = SourcePlan(src, read, cols)
+    sp.paths = [str(path)]
+    return sp

@@ -1,0 +1,66 @@
+"""One run of a pipeline at a time: a second run refuses with a message instead of racing.
+
+The lock is an OS file lock (``flock``) on ``<warehouse>/locks/<pipeline>.lock``, so it is
+released by the kernel when the process ends, however it ends (a SIGKILLed run leaves no stale
+lock). The file records who holds it, for the message the second run prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from builder.errors import ExecutionError
+from builder.model import Pipeline
+from builder.project import find_project
+
+
+def lock_path(pipeline: Pipeline) -> Path:
+    ident = str(Path(pipeline.path).resolve()) if pipeline.path else pipeline.name
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
+    return find_project(pipeline.path).warehouse / "locks" / f"{pipeline.name}-{digest}.lock"
+
+
+@contextmanager
+def run_lock(pipeline: Pipeline, wait: float = 0.0) -> Iterator[None]:
+    """Hold the pipeline's run lock; waits up to ``wait`` seconds, then refuses."""
+    path = lock_path(pipeline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(path)
+                    raise ExecutionError(f"pipeline '{pipeline.name}' is already running"
+                                         f"{holder}; wait for it to finish, then run again.",
+                                         file=pipeline.file) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.write(fd, f"pid {os.getpid()} since {stamp}".encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text else ""

@@ -1,0 +1,173 @@
+"""The Catalog page: find a table, read its docs, see sample rows, freshness, lineage, runs.
+
+Only calls the library (builder.catalog_browse, builder.warehouse, builder.runs); every
+failure is shown as a one-line message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from builder import edit
+from builder.catalog_browse import (
+    describe,
+    entries,
+    freshness,
+    new_pipeline_from,
+    sample_rows,
+    table_pipeline,
+)
+from builder.errors import PipelineError
+from builder.project import Project, find_project
+from builder.ui import state
+from builder.warehouse import run_history
+
+
+def project() -> Project:
+    return find_project(state.pipelines_dir() / "x.yaml")
+
+
+def page() -> None:
+    st.title("Catalog")
+    proj = project()
+    rows = entries(proj)
+    if not rows:
+        st.info(f"Nothing here yet: describe data sets in '{proj.catalog_dir}/*.yaml', or "
+                "publish a staging table with an output like {staging: NAME}.")
+        return
+    query = st.text_input("Search", key="dy_cat_search",
+                          placeholder="name, description, owner or column").strip().lower()
+    shown = [r for r in rows if not query or query in _haystack(proj, r)]
+    st.caption(f"{len(shown)} of {len(rows)} tables")
+    table = pd.DataFrame([{"name": r["name"], "kind": r["kind"], "owner": r.get("owner"),
+                           "description": r.get("description")} for r in shown])
+    st.dataframe(table, hide_index=True, width="stretch")
+    if not shown:
+        return
+    labels = [f"{r['kind']}:{r['name']}" for r in shown]
+    choice = st.selectbox("Table", labels, key="dy_cat_pick")
+    if choice:
+        kind, name = choice.split(":", 1)
+        try:
+            details(proj, kind, name)
+        except PipelineError as e:
+            st.error(str(e.problems[0]) if e.problems else str(e))
+
+
+def _haystack(proj: Project, row: dict[str, Any]) -> str:
+    text = " ".join(str(v) for v in row.values() if v)
+    try:
+        info = describe(proj, row["name"])
+        text += " " + " ".join(info.get("columns", {}) or {})
+    except PipelineError:
+        pass
+    return text.lower()
+
+
+def details(proj: Project, kind: str, name: str) -> None:
+    info = describe(proj, name)
+    st.subheader(name)
+    st.markdown(info.get("description") or "_No description._")
+    meta = {"kind": kind, "owner": info.get("owner") or "—"}
+    if kind == "staging":
+        meta.update(producer=f"{info['pipeline']}.{info['step']}", rows=info["row_count"],
+                    last_success=str(info["last_success"])[:19], mode=info.get("mode"))
+    else:
+        meta.update(location=info.get("location"),
+                    primary_key=", ".join(info.get("primary_key", [])) or "—")
+    st.table(pd.DataFrame([meta]))
+    if st.button("Start a new pipeline from this table", key="dy_cat_new"):
+        _new_pipeline(proj, kind, name)
+
+    tab_schema, tab_rows, tab_lineage, tab_runs = st.tabs(
+        ["Schema & docs", "Sample rows", "Lineage", "Runs"])
+    with tab_schema:
+        _schema(proj, kind, name, info)
+    with tab_rows:
+        st.dataframe(sample_rows(proj, kind, name), hide_index=True, width="stretch")
+        st.caption("As pipelines read it: the catalog's casts, dedupe and masking applied.")
+        if kind == "catalog":
+            fresh = freshness(proj, name)
+            if fresh:
+                verdict = "" if "fresh" not in fresh else (
+                    " — fresh" if fresh["fresh"] else f" — STALE (limit {fresh['freshness']})")
+                st.markdown(f"Newest `{fresh['event_time']}`: {fresh['newest']} "
+                            f"({fresh.get('age_hours', '?')} hours ago){verdict}")
+    with tab_lineage:
+        _lineage(proj, kind, name, info)
+    with tab_runs:
+        producer = info.get("pipeline") if kind == "staging" else None
+        runs = run_history(proj, producer) if producer else []
+        if not producer:
+            st.caption("Catalog entries are read, not produced by a pipeline.")
+        elif not runs:
+            st.caption("No runs recorded.")
+        else:
+            st.dataframe(pd.DataFrame([{
+                "started": r["started"], "status": r["status"],
+                "rows": ", ".join(f"{k}: {v['rows']}" for k, v in r["outputs"].items()),
+                "error": r["error"]} for r in runs]), hide_index=True, width="stretch")
+
+
+def _schema(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
+    from builder.compiler import plan
+
+    docs: dict[str, str] = info.get("columns") or {}
+    p = plan(table_pipeline(proj, kind, name))
+    sp = next(iter(p.sources.values()))
+    cols = [(c.name, c.type) for c in sp.columns or ()]
+    st.dataframe(pd.DataFrame([{"column": c, "type": t, "doc": docs.get(c, "")}
+                               for c, t in cols]), hide_index=True, width="stretch")
+    for line in sp.applied:
+        st.markdown(f"- applied on read: {line}")
+
+
+def _lineage(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
+    lines = ["digraph { rankdir=LR; node [shape=box, fontsize=10];"]
+    me = f'"{kind}:{name}"'
+    if kind == "staging":
+        made_by = f'"pipeline {info["pipeline"]}"'
+        lines.append(f"{made_by} [shape=ellipse];")
+        lines.append(f"{made_by} -> {me};")
+        for up in info.get("upstream", []):
+            label = up["name"] if up["kind"] != "file" else up["name"].rsplit("/", 1)[-1]
+            lines.append(f'"{up["kind"]}:{label}" -> {made_by};')
+    consumers = _readers(proj, kind, name)
+    for c in consumers:
+        lines.append(f'{me} -> "pipeline {c}" ;')
+    lines.append("}")
+    st.graphviz_chart("\n".join(lines))
+    if kind == "staging":
+        st.caption("Column lineage: `dockyard lineage " + name + ".COLUMN`.")
+
+
+def _readers(proj: Project, kind: str, name: str) -> list[str]:
+    from builder.model import load
+
+    out = []
+    for f in sorted(proj.pipelines_dir.glob("*.yaml")):
+        try:
+            p = load(f)
+        except PipelineError:
+            continue
+        if any((kind == "catalog" and s.catalog == name) or
+               (kind == "staging" and s.staging == name) for s in p.sources.values()):
+            out.append(p.name)
+    return out
+
+
+def _new_pipeline(proj: Project, kind: str, name: str) -> None:
+    path = new_pipeline_from(proj, kind, name)
+    p = edit.new_pipeline(path.stem, state.pipelines_dir())
+    sid = edit.unique_id(p, name)
+    edit.add_table_source(p, sid, kind, name)
+    state.set_pipeline(p, None)
+    state.select(sid)
+    state.flash("info", f"New pipeline '{path.stem}' reading {kind} table '{name}'. Add steps "
+                "from the sidebar.")
+    st.session_state["dy_page"] = "Builder"
+    st.rerun()
+

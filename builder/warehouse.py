@@ -1,0 +1,344 @@
+"""The warehouse: published staging tables and runtime facts (run history, registry).
+
+Staging tables are Parquet files under ``<warehouse>/staging/NAME.parquet``, each replaced
+atomically (temporary file, fsync, rename: readers see the old table or the new one, and a
+failed or killed run leaves the old one). Engines other than DuckDB can read and write them,
+and the DuckDB file ``<warehouse>/dockyard.duckdb`` exposes each as a view, next to the
+registry (``staging_tables``: producer, upstream, docs, schema, rows, last success) and the run
+history (``runs``). Only Dockyard's own code opens that file, never user SQL.
+
+Output metadata drives the write: ``mode: replace | append | merge`` (merge = upsert on
+``primary_key``) and ``history: scd2`` (versions with valid_from, valid_to, is_current; a key
+that disappears stays current, as in dbt snapshots).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from builder.errors import ExecutionError, Problem
+from builder.project import Project, find_project
+
+if TYPE_CHECKING:
+    from builder.compiler import Plan
+    from builder.engines.base import OutputResult, RunResult
+    from builder.model import Output
+
+HISTORY_COLUMNS = ("valid_from", "valid_to", "is_current")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, file VARCHAR, engine VARCHAR,
+    started TIMESTAMP, ended TIMESTAMP, status VARCHAR, outputs JSON, error VARCHAR);
+CREATE TABLE IF NOT EXISTS staging_tables (
+    name VARCHAR PRIMARY KEY, path VARCHAR, pipeline VARCHAR, pipeline_file VARCHAR,
+    step VARCHAR, description VARCHAR, owner VARCHAR, columns JSON, schema JSON,
+    upstream JSON, mode VARCHAR, history VARCHAR, row_count BIGINT, last_success TIMESTAMP,
+    last_run_id VARCHAR);
+"""
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse DuckDB file; waits a little while another process holds it."""
+    project.warehouse.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            con = duckdb.connect(str(project.database), read_only=read_only and
+                                 project.database.exists(),
+                                 config={"autoinstall_known_extensions": "false",
+                                         "autoload_known_extensions": "false"})
+            break
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise ExecutionError(f"the warehouse '{project.database}' is in use by another "
+                                     "process; try again when it has finished.") from None
+            time.sleep(0.1)
+    try:
+        con.execute("SET TimeZone='UTC'")
+        if not read_only:
+            con.execute(_SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+# ---- writing staging tables --------------------------------------------------------------
+
+def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
+                  run_started: dt.datetime) -> OutputResult:
+    """Write ``out.step``'s table into the staging table ``out.staging`` (atomic replace)."""
+    from builder.engines.base import OutputResult
+    from builder.engines.duckdb import engine_message, write_file
+
+    assert out.staging is not None
+    t0 = time.perf_counter()
+    project = find_project(plan.pipeline.path)
+    target = project.staging_dir / f"{out.staging}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    step = q(out.step)
+    where = f"output '{out.step}' (staging table '{out.staging}')"
+    try:
+        cols = [r[0] for r in con.execute(f"DESCRIBE {step}").fetchall()]
+        if out.primary_key:
+            missing = [k for k in out.primary_key if k not in cols]
+            if missing:
+                raise ExecutionError(f"{where}: primary_key column '{missing[0]}' is not in the "
+                                     "result. Columns: " + ", ".join(cols) + ".",
+                                     file=plan.pipeline.file)
+            _check_unique(con, step, out.primary_key, where, plan)
+        exists = target.exists()
+        old = f"read_parquet({_lit(str(target))})"
+        if out.history == "scd2":
+            sql = _scd2_sql(con, step, old if exists else None, cols, out.primary_key,
+                            run_started)
+        elif out.mode == "replace" or not exists:
+            sql = f"SELECT * FROM {step}"
+        else:
+            old_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]
+            if sorted(old_cols) != sorted(cols):
+                raise ExecutionError(
+                    f"{where}: the result's columns ({', '.join(cols)}) differ from the "
+                    f"table's ({', '.join(old_cols)}); {out.mode} needs the same columns. Use "
+                    "mode: replace once to change the table's shape.", file=plan.pipeline.file)
+            if out.mode == "append":
+                sql = f"SELECT {_cols(cols)} FROM {old} UNION ALL SELECT {_cols(cols)} FROM {step}"
+            else:  # merge: new rows replace old rows with the same key, others are kept
+                match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in out.primary_key)
+                sql = (f"SELECT {_cols(cols)} FROM {old} AS o WHERE NOT EXISTS "
+                       f"(SELECT 1 FROM {step} AS s WHERE {match}) "
+                       f"UNION ALL SELECT {_cols(cols)} FROM {step}")
+        rows = write_file(con, sql, str(target), "parquet")
+    except duckdb.Error as e:
+        raise ExecutionError(f"{where}: cannot write: {engine_message(e)}",
+                             file=plan.pipeline.file) from None
+    return OutputResult(output=out.step, target=str(target), rows=rows,
+                        seconds=time.perf_counter() - t0)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _cols(cols: list[str]) -> str:
+    return ", ".join(q(c) for c in cols)
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection, step: str, keys: list[str], where: str,
+                  plan: Plan) -> None:
+    key_sql = _cols(keys)
+    nulls = " OR ".join(f"{q(k)} IS NULL" for k in keys)
+    n_null = con.execute(f"SELECT count(*) FROM {step} WHERE {nulls}").fetchall()[0][0]
+    if n_null:
+        raise ExecutionError(f"{where}: {n_null} rows have a NULL primary key "
+                             f"({', '.join(keys)}). Filter them out or fill them first.",
+                             file=plan.pipeline.file)
+    dup = con.execute(f"SELECT {key_sql}, count(*) AS n FROM {step} GROUP BY ALL "
+                      "HAVING count(*) > 1 LIMIT 1").fetchall()
+    if dup:
+        shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, dup[0][:-1]))
+        raise ExecutionError(f"{where}: primary key ({', '.join(keys)}) is not unique, e.g. "
+                             f"{shown} appears {dup[0][-1]} times. Dedupe before the output.",
+                             file=plan.pipeline.file)
+
+
+def _scd2_sql(con: duckdb.DuckDBPyConnection, step: str, old: str | None, cols: list[str],
+              keys: list[str], now: dt.datetime) -> str:
+    """Versions after this run: unchanged rows kept, changed ones closed and re-opened."""
+    if not keys:
+        raise ExecutionError("history: scd2 needs 'primary_key' on the output.")
+    clash = [c for c in cols if c in HISTORY_COLUMNS]
+    if clash:
+        raise ExecutionError(f"history: scd2 adds the column '{clash[0]}', which the result "
+                             "already has. Rename it first.")
+    ts = f"TIMESTAMP {_lit(now.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
+    data = _cols(cols)
+    fresh = f"SELECT {data}, {ts} AS valid_from, NULL::TIMESTAMP AS valid_to, true AS is_current"
+    if old is None:
+        return f"{fresh} FROM {step}"
+    tracked = [c for c in cols if c not in keys]
+    match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in keys)
+    same = " AND ".join([match] + [f"s.{q(c)} IS NOT DISTINCT FROM o.{q(c)}" for c in tracked])
+    return (
+        # closed versions stay as they are
+        f"SELECT {data}, valid_from, valid_to, is_current FROM {old} WHERE NOT is_current "
+        # current versions: unchanged or gone from the result stay current, changed ones close
+        f"UNION ALL SELECT {data}, valid_from, "
+        f"CASE WHEN changed THEN {ts} ELSE valid_to END, NOT changed FROM ("
+        f"SELECT o.*, EXISTS (SELECT 1 FROM {step} s WHERE {match}) AND NOT EXISTS "
+        f"(SELECT 1 FROM {step} s WHERE {same}) AS changed FROM {old} o WHERE o.is_current) "
+        # new keys and new values of changed keys open a version
+        f"UNION ALL {fresh} FROM {step} AS s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {old} AS o WHERE o.is_current AND {same})")
+
+
+# ---- the registry and run history --------------------------------------------------------
+
+def register_outputs(plan: Plan, result: RunResult, run_id: str) -> None:
+    """Record every staging table this run wrote: producer, upstream, docs, schema, rows."""
+    staged = [(o, r) for o in plan.pipeline.outputs.values() if o.staging
+              for r in result.outputs if r.output == o.step and o.staging]
+    if not staged:
+        return
+    project = find_project(plan.pipeline.path)
+    upstream = [_source_ref(plan, sid) for sid in plan.sources]
+    records = []
+    for out, res in staged:  # gather first: looking up upstream docs opens the warehouse too
+        assert out.staging is not None
+        schema = [(c.name, c.type) for c in plan.schema(out.step) or ()]
+        docs = dict(out.columns)
+        for name, _type in schema:
+            if name not in docs:
+                doc = _carried_doc(project, plan, out.step, name)
+                if doc:
+                    docs[name] = doc
+        if out.history == "scd2":
+            schema += [("valid_from", "TIMESTAMP"), ("valid_to", "TIMESTAMP"),
+                       ("is_current", "BOOLEAN")]
+        records.append([out.staging, res.target, plan.pipeline.name, plan.pipeline.file,
+                        out.step, out.description, out.owner, json.dumps(docs),
+                        json.dumps(schema), json.dumps(upstream), out.mode, out.history,
+                        res.rows, run_id])
+    with database(project) as db:
+        for rec in records:
+            db.execute("INSERT OR REPLACE INTO staging_tables VALUES "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)", rec)
+            db.execute(f"CREATE OR REPLACE VIEW {q(str(rec[0]))} AS "
+                       f"SELECT * FROM read_parquet({_lit(str(rec[1]))})")
+
+
+def _carried_doc(project: Project, plan: Plan, step: str, column: str) -> str | None:
+    """The upstream doc of a column that passes through unchanged from one source column."""
+    from builder.errors import PipelineError
+    from builder.lineage import column_origins
+
+    try:
+        origins = column_origins(plan, step, column)
+    except (PipelineError, ValueError, KeyError):  # lineage is best effort for docs
+        return None
+    if len(origins) == 1 and origins[0].passthrough:
+        return upstream_doc(project, origins[0].kind, origins[0].target, origins[0].column)
+    return None
+
+
+def _source_ref(plan: Plan, sid: str) -> dict[str, str]:
+    src = plan.pipeline.sources[sid]
+    if src.catalog:
+        return {"source": sid, "kind": "catalog", "name": src.catalog}
+    if src.staging:
+        return {"source": sid, "kind": "staging", "name": src.staging}
+    return {"source": sid, "kind": "file", "name": plan.pipeline.resolve(src.path or "")}
+
+
+def upstream_doc(project: Project, kind: str, target: str, column: str) -> str | None:
+    """The documentation of a column of a catalog entry or staging table, if any."""
+    if kind == "catalog":
+        from builder.catalog import load_catalog
+
+        found = load_catalog(project).get(target)
+        return found[0].columns.get(column) if found else None
+    if kind == "staging":
+        info = staging_info(project, target)
+        return (info or {}).get("columns", {}).get(column)
+    return None
+
+
+def record_run(plan: Plan, result: RunResult, error: BaseException | None, engine: str,
+               started: dt.datetime) -> str:
+    """Append the run to the history; register staging outputs when it succeeded."""
+    run_id = uuid.uuid4().hex[:12]
+    project = find_project(plan.pipeline.path)
+    message = None
+    if error is not None:
+        probs: list[Problem] = getattr(error, "problems", [])
+        message = probs[0].message if probs else (str(error).splitlines() or [""])[0] or \
+            type(error).__name__
+    outputs = {o.output: {"target": o.target, "rows": o.rows} for o in result.outputs}
+    with database(project) as db:
+        db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [run_id, plan.pipeline.name, plan.pipeline.file, engine, started,
+                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                    "failed" if error is not None else "success", json.dumps(outputs), message])
+    if error is None:
+        register_outputs(plan, result, run_id)
+    return run_id
+
+
+def run_history(project: Project, pipeline: str | None = None,
+                limit: int = 50) -> list[dict[str, Any]]:
+    if not project.database.exists():
+        return []
+    with database(project, read_only=True) as db:
+        if not _has_table(db, "runs"):
+            return []
+        sql = "SELECT * FROM runs" + (" WHERE pipeline = ?" if pipeline else "") + \
+            " ORDER BY started DESC LIMIT ?"
+        cur = db.execute(sql, ([pipeline] if pipeline else []) + [limit])
+        names = [d[0] for d in cur.description or []]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    for r in rows:
+        r["outputs"] = json.loads(r["outputs"]) if r.get("outputs") else {}
+    return rows
+
+
+def staging_tables(project: Project) -> list[dict[str, Any]]:
+    if not project.database.exists():
+        return []
+    with database(project, read_only=True) as db:
+        if not _has_table(db, "staging_tables"):
+            return []
+        cur = db.execute("SELECT * FROM staging_tables ORDER BY name")
+        names = [d[0] for d in cur.description or []]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    for r in rows:
+        for k in ("columns", "schema", "upstream"):
+            r[k] = json.loads(r[k]) if r.get(k) else ({} if k == "columns" else [])
+        # The table file is the truth: a run killed between replacing the file and updating
+        # this registry must not leave a registry that disagrees with the data.
+        actual = _file_rows(Path(r["path"])) if r.get("path") else None
+        r["exists"] = actual is not None
+        if actual is not None and actual != r["row_count"]:
+            r["row_count"] = actual
+            r["registry_behind"] = True
+    return rows
+
+
+def _file_rows(path: Path) -> int | None:
+    """Row count from a Parquet file's footer (no data read); None when it is missing."""
+    if not path.exists():
+        return None
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
+                                             "autoload_known_extensions": "false"})
+    try:
+        return int(con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
+                               [str(path)]).fetchall()[0][0])
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def staging_info(project: Project, name: str) -> dict[str, Any] | None:
+    return next((t for t in staging_tables(project) if t["name"] == name), None)
+
+
+def _has_table(db: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                           [name]).fetchall()[0][0])
+
+
+def staging_path(project: Project, name: str) -> Path:
+    return project.staging_dir / f"{name}.parquet"

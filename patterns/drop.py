@@ -1,0 +1,43 @@
+"""Remove the listed columns and keep all the others, in their order.
+
+The remaining columns keep their names, types and positions. Dropping every column is an error
+(a table needs at least one column); to keep a few columns instead, use `select`.
+"""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+from sqlglot import exp
+
+from patterns.base import (
+    BuildContext,
+    ParamError,
+    Pattern,
+    PatternParams,
+    col,
+    columns_field,
+    distinct_names,
+)
+
+
+class Params(PatternParams):
+    columns: list[str] = columns_field("Columns to remove.")
+
+    @field_validator("columns")
+    @classmethod
+    def _not_empty(cls, v: list[str]) -> list[str]:
+        return distinct_names(v, empty="list at least one column to drop")
+
+
+def build(p: Params, ctx: BuildContext) -> exp.Query:
+    dropped = set(p.columns)
+    keep = [c for c in ctx.input.column_names if c not in dropped]
+    if not keep:
+        raise ParamError("columns", "cannot drop every column; keep at least one.")
+    return exp.select(*(col(c) for c in keep)).from_(ctx.input.table())
+
+
+PATTERN = Pattern(
+    name="drop", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
+    example={"columns": ["raw_payload"]},
+)
