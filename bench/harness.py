@@ -38,7 +38,7 @@ COLUMNS = {
           "unit_price", "list_value"],
 }
 VARIANTS = ("floor", "dockyard", "dockyard_views", "pandas", "dbt")
-VARIANT_NOTES = {"dockyard_views": "engine option pipeline_steps=True, not the CLI default"}
+VARIANT_NOTES = {"dockyard_views": "engine option pipeline_steps=True, which the CLI now uses by default"}
 
 
 @dataclass

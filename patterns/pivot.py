@@ -6,8 +6,9 @@ named after the value as text (`2024`, `true`, `2024-01-31`), holding `function`
 the rows of that index whose `column` equals the entry. The output columns are the index columns,
 then one column per listed value, in the listed order. Values of `column` that are not listed are
 ignored (their rows still create their index row); a listed value that never occurs gives an
-all-NULL column. A combination with no rows is NULL, except for `count` and `count_distinct`,
-which give 0. NULLs in `value` are skipped by every function, as in SQL; NULL cannot be listed in
+all-NULL column. A combination with no rows is NULL for every function, `count` included (a
+combination whose rows all hold NULL in `value` counts 0, so the two stay apart). NULLs in
+`value` are skipped by every function, as in SQL; NULL cannot be listed in
 `values`. `sum` over integer columns is a BIGINT on every engine. With an empty `index` the
 result is a single row. The list of values is fixed when the pipeline is written, so the output
 columns are known before anything runs (it is compiled as conditional aggregation, which every
@@ -127,6 +128,14 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
                                                 expression=value_literal(v, column_type, ctx)),
                                     true=col(p.value))])
         agg = _aggregate(p.function, cell)
+        if p.function in ("count", "count_distinct"):
+            # COUNT of no rows is 0; a missing combination must be NULL like the others.
+            match = exp.Case(ifs=[exp.If(this=exp.EQ(
+                this=col(p.column), expression=value_literal(v, column_type, ctx)),
+                true=exp.Literal.number(1))])
+            agg = exp.Case(ifs=[exp.If(this=exp.EQ(this=exp.Count(this=match),
+                                                   expression=exp.Literal.number(0)),
+                                       true=exp.Null())], default=agg)
         if p.function == "sum" and is_integer_type(value_type):
             # DuckDB sums integers into HUGEINT, Spark into BIGINT: make both BIGINT.
             agg = exp.cast(agg, exp.DataType.build("BIGINT"))

@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -387,7 +388,10 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
             builder = builder.master(master)
         elif active is None and not SparkConf().contains("spark.master"):
             builder = builder.master("local[2]")
-        for k, v in {**PARITY_CONF, **(conf or {})}.items():
+        # Spark's default metastore folder is the working directory: keep it out of projects.
+        local = {"spark.sql.warehouse.dir": os.path.join(tempfile.gettempdir(),
+                                                         "dockyard-spark-warehouse")}
+        for k, v in {**local, **PARITY_CONF, **(conf or {})}.items():
             builder = builder.config(k, v)
         try:
             return builder.getOrCreate()
@@ -565,6 +569,13 @@ class SparkEngine(Engine):
     # ---- running -------------------------------------------------------------------------
     def run(self, plan: Plan, outputs: dict[str, Output] | None = None,
             progress: ProgressFn | None = None) -> RunResult:
+        from builder.runlock import run_lock
+
+        with run_lock(plan.pipeline):  # one run of a pipeline at a time, on any engine
+            return self._run(plan, outputs, progress)
+
+    def _run(self, plan: Plan, outputs: dict[str, Output] | None,
+             progress: ProgressFn | None) -> RunResult:
         outputs = plan.pipeline.outputs if outputs is None else outputs
         self.check(plan, list(outputs))  # refuse before Spark starts
         needed = plan.needed_for(list(outputs))
