@@ -39,6 +39,7 @@ from patterns.base import (
     order_by_field,
     order_specs,
     ordered,
+    simple_aggregate,
 )
 
 Function = Literal["count", "count_distinct", "sum", "avg", "min", "max", "median", "first",
@@ -135,22 +136,11 @@ def _aggregate(a: Aggregation, specs: list[OrderSpec], col_type: str | None) -> 
         return exp.Count(this=exp.Star())
     c = col(a.column)
     f = a.function
-    if f == "count":
-        return exp.Count(this=c)
-    if f == "count_distinct":
-        return exp.Count(this=exp.Distinct(expressions=[c]))
-    if f == "sum":
-        total = exp.Sum(this=c)
-        return exp.Cast(this=total, to=exp.DataType.build("BIGINT")) \
-            if is_integer_type(col_type) else total
-    if f == "avg":
-        return exp.Avg(this=c)
-    if f == "min":
-        return exp.Min(this=c)
-    if f == "max":
-        return exp.Max(this=c)
-    if f == "median":
-        return exp.Median(this=c)
+    if f == "sum" and is_integer_type(col_type):
+        # DuckDB sums integers into HUGEINT, Spark into BIGINT: settle on BIGINT everywhere.
+        return exp.Cast(this=exp.Sum(this=c), to=exp.DataType.build("BIGINT"))
+    if f in ("count", "count_distinct", "sum", "avg", "min", "max", "median"):
+        return simple_aggregate(f, c)
     if f in ("first", "last"):
         rank = _FIRST if f == "first" else _LAST
         pick = exp.Case(ifs=[exp.If(this=exp.EQ(this=col(rank), expression=exp.Literal.number(1)),

@@ -209,6 +209,24 @@ def is_integer_type(type_name: str | None) -> bool:
     return (type_name or "").split("(")[0].strip().upper() in INTEGER_TYPES
 
 
+_SIMPLE_AGGREGATES: dict[str, type[exp.AggFunc]] = {
+    "sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max, "median": exp.Median}
+
+
+def simple_aggregate(function: str, arg: exp.Expr | None) -> exp.Expr:
+    """count (``arg`` None: count(*)), count_distinct, sum, avg, min, max or median of ``arg``.
+
+    One place for the mapping the aggregate, pivot and window patterns share.
+    """
+    if function == "count":
+        return exp.Count(this=arg if arg is not None else exp.Star())
+    if arg is None:
+        raise ValueError(f"function '{function}' needs a column")
+    if function == "count_distinct":
+        return exp.Count(this=exp.Distinct(expressions=[arg]))
+    return _SIMPLE_AGGREGATES[function](this=arg)
+
+
 def fresh_name(base: str, taken: Iterable[str]) -> str:
     """A helper column name that no input column uses (compared case-insensitively)."""
     lowered = {t.lower() for t in taken}

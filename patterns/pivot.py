@@ -35,6 +35,7 @@ from patterns.base import (
     distinct_names,
     is_integer_type,
     literal,
+    simple_aggregate,
 )
 
 Scalar = Union[bool, int, float, str, dt.datetime, dt.date]
@@ -97,20 +98,6 @@ class Params(PatternParams):
         return distinct_names(v)
 
 
-def _aggregate(function: str, arg: exp.Expr) -> exp.Expr:
-    if function == "count":
-        return exp.Count(this=arg)
-    if function == "count_distinct":
-        return exp.Count(this=exp.Distinct(expressions=[arg]))
-    if function == "sum":
-        return exp.Sum(this=arg)
-    if function == "avg":
-        return exp.Avg(this=arg)
-    if function == "min":
-        return exp.Min(this=arg)
-    return exp.Max(this=arg)
-
-
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     rel = ctx.input
     if p.column in p.index:
@@ -127,7 +114,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
         cell = exp.Case(ifs=[exp.If(this=exp.EQ(this=col(p.column),
                                                 expression=value_literal(v, column_type, ctx)),
                                     true=col(p.value))])
-        agg = _aggregate(p.function, cell)
+        agg = simple_aggregate(p.function, cell)
         if p.function in ("count", "count_distinct"):
             # COUNT of no rows is 0; a missing combination must be NULL like the others.
             match = exp.Case(ifs=[exp.If(this=exp.EQ(

@@ -44,6 +44,7 @@ from patterns.base import (
     order_by_field,
     order_specs,
     ordered,
+    simple_aggregate,
     tie_breakers,
 )
 
@@ -169,15 +170,7 @@ def _function(f: WindowFunction) -> exp.Expr:
     if name in _OFFSET:
         cls = exp.Lag if name == "lag" else exp.Lead
         return cls(this=c, offset=literal(f.offset or 1))
-    if name == "count":
-        return exp.Count(this=c if c is not None else exp.Star())
-    if name == "sum":
-        return exp.Sum(this=c)
-    if name == "avg":
-        return exp.Avg(this=c)
-    if name == "min":
-        return exp.Min(this=c)
-    return exp.Max(this=c)
+    return simple_aggregate(name, c)
 
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:
