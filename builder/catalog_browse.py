@@ -26,12 +26,14 @@ def entries(project: Project) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name, (entry, file) in sorted(cat.entries.items()):
         rows.append({"name": name, "kind": "catalog", "owner": entry.owner,
-                     "description": entry.description, "file": str(file)})
+                     "description": entry.description, "file": str(file),
+                     "columns": " ".join(entry.columns)})
     for t in staging_tables(project):
         rows.append({"name": t["name"], "kind": "staging", "owner": t["owner"],
                      "description": t["description"], "rows": t["row_count"],
                      "producer": f"{t['pipeline']}.{t['step']}",
-                     "last_success": str(t["last_success"])})
+                     "last_success": str(t["last_success"]),
+                     "columns": " ".join(t["columns"])})
     return rows
 
 

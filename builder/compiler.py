@@ -106,6 +106,7 @@ class Plan:
     steps: dict[str, StepPlan]
     problems: list[Problem]
     side_nodes: dict[str, str] = field(default_factory=dict)  # 'x.rejected' -> 'x'
+    param_values: dict[str, Any] = field(default_factory=dict)  # {env: ...} resolved
 
     @property
     def errors(self) -> list[Problem]:
@@ -505,13 +506,14 @@ def binder_problem(e: duckdb.Error, st: Step, rels: list[Relation], file: str | 
 
 # ---- steps -------------------------------------------------------------------------------
 
-def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink) -> tuple[list[str],
+def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink,
+                    params: dict[str, Any]) -> tuple[list[str],
                                                                              exp.Query | None]:
     """A step's inputs: declared, or for SQL steps inferred from the tables it reads."""
     if st.sql is None:
         return list(st.inputs or []), None
     try:
-        text = render_params(st.sql, pipeline.param_values()[0])
+        text = render_params(st.sql, params)
     except CompileError as ce:
         for p in ce.problems:
             sink.add(p.message, line=st.line, step=st.id, kind="compile")
@@ -582,12 +584,14 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
             sink.add(f"unknown pattern '{st.pattern}'." + (registry.suggest(st.pattern) or
                      " Run 'dockyard patterns' for the list."), line=st.line, step=st.id,
                      kind="config")
-    for message in pipeline.param_values()[1]:
+    # {env: NAME} params are read once per plan; unset variables are problems.
+    values, missing = pipeline.param_values()
+    for message in missing:
         sink.add(message, line=pipeline.params_line, kind="config")
     inputs: dict[str, list[str]] = {}
     parsed_sql: dict[str, exp.Query | None] = {}
     for st in pipeline.steps:
-        inputs[st.id], parsed_sql[st.id] = declared_inputs(pipeline, st, sink)
+        inputs[st.id], parsed_sql[st.id] = declared_inputs(pipeline, st, sink, values)
     side = {graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"
             and str(s.params.get("on_fail", "error")) == "quarantine"}
     g, gprobs = graphmod.build_graph(pipeline, inputs, registry, side)
@@ -597,7 +601,8 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
     except nx.NetworkXUnfeasible:
         order = []
     result = Plan(pipeline=pipeline, graph=g, order=order, sources={}, steps={},
-                  problems=list(sink), side_nodes={n: n[: -len(".rejected")] for n in side})
+                  problems=list(sink), side_nodes={n: n[: -len(".rejected")] for n in side},
+                  param_values=values)
     needed = set(result.needed_for([stop_at])) if stop_at and stop_at in g and order else None
     # Hard graph errors (unknown inputs, cycles) make typing meaningless for affected steps.
     own_typer = typer is None
@@ -668,7 +673,7 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
     else:
         assert sp.pattern is not None
         try:
-            built = build_pattern_step(sp.pattern, st, rels, pipeline.param_values()[0])
+            built = build_pattern_step(sp.pattern, st, rels, result.param_values)
         except _ParamErrors as pe:
             for e in pe.errors:
                 sp.problems.append(_param_problem(st, e, file))

@@ -13,7 +13,6 @@ A ``{staging: NAME}`` source reads a staging table that another pipeline publish
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,6 +20,7 @@ from sqlglot import exp
 
 from builder.catalog import CatalogEntry, load_catalog
 from builder.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.errors import did_you_mean
 from builder.model import Pipeline, Source
 from builder.project import find_project
 from builder.schema import Typer, describe_source
@@ -77,8 +77,6 @@ def _check_columns(entry: CatalogEntry, columns: Schema, what: str, names: list[
     have = [c.name for c in columns]
     for n in names:
         if n not in have:
-            from builder.errors import did_you_mean
-
             raise ParamError(what, f"'{what}' names column '{n}', which the data set does not "
                              "have." + (did_you_mean(n, have) or ""))
 
@@ -183,13 +181,9 @@ def _freshness_check(entry: CatalogEntry, table: str) -> Check:
 
 # ---- staging sources ---------------------------------------------------------------------
 
-def staging_path(pipeline: Pipeline, name: str) -> Path:
-    return find_project(pipeline.path).staging_dir / f"{name}.parquet"
-
-
 def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     assert src.staging is not None
-    path = staging_path(pipeline, src.staging)
+    path = find_project(pipeline.path).staging_table(src.staging)
     if not path.exists():
         from builder.runs import producers
 

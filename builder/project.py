@@ -40,6 +40,10 @@ class Project:
     def staging_dir(self) -> Path:
         return self.warehouse / "staging"
 
+    def staging_table(self, name: str) -> Path:
+        """The Parquet file of staging table ``name``."""
+        return self.staging_dir / f"{name}.parquet"
+
     @property
     def database(self) -> Path:
         """The DuckDB file holding run history and the staging-table registry."""

@@ -32,6 +32,21 @@ def producer_files(project: Project) -> dict[str, Path]:
     return out
 
 
+def readers(project: Project, kind: str, name: str) -> list[str]:
+    """Names of the saved pipelines that read catalog entry or staging table ``name``."""
+    out = []
+    folder = project.pipelines_dir
+    for f in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        try:
+            p = load(f)
+        except PipelineError:
+            continue
+        if any((s.catalog if kind == "catalog" else s.staging) == name
+               for s in p.sources.values()):
+            out.append(p.name)
+    return out
+
+
 def producers(project: Project) -> dict[str, str]:
     """Staging table name -> name of the pipeline that publishes it."""
     return {name: f.stem for name, f in producer_files(project).items()}

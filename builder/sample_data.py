@@ -148,7 +148,7 @@ def ensure_examples(pipelines_dir: Path) -> list[str]:
     project = find_project(pipelines_dir / "x.yaml")
     ran = []
     for name, file in producer_files(project).items():
-        if not (project.staging_dir / f"{name}.parquet").exists():
+        if not project.staging_table(name).exists():
             api.run(load(file))
             ran.append(file.stem)
     return ran

@@ -87,7 +87,7 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
     assert out.staging is not None
     t0 = time.perf_counter()
     project = find_project(plan.pipeline.path)
-    target = project.staging_dir / f"{out.staging}.parquet"
+    target = project.staging_table(out.staging)
     target.parent.mkdir(parents=True, exist_ok=True)
     step = q(out.step)
     where = f"output '{out.step}' (staging table '{out.staging}')"
@@ -303,32 +303,33 @@ def staging_tables(project: Project) -> list[dict[str, Any]]:
         cur = db.execute("SELECT * FROM staging_tables ORDER BY name")
         names = [d[0] for d in cur.description or []]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    for r in rows:
-        for k in ("columns", "schema", "upstream"):
-            r[k] = json.loads(r[k]) if r.get(k) else ({} if k == "columns" else [])
-        # The table file is the truth: a run killed between replacing the file and updating
-        # this registry must not leave a registry that disagrees with the data.
-        actual = _file_rows(Path(r["path"])) if r.get("path") else None
-        r["exists"] = actual is not None
-        if actual is not None and actual != r["row_count"]:
-            r["row_count"] = actual
-            r["registry_behind"] = True
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
+                                             "autoload_known_extensions": "false"})
+    try:
+        for r in rows:
+            for k in ("columns", "schema", "upstream"):
+                r[k] = json.loads(r[k]) if r.get(k) else ({} if k == "columns" else [])
+            # The table file is the truth: a run killed between replacing the file and
+            # updating this registry must not leave a registry that disagrees with the data.
+            actual = _file_rows(con, Path(r["path"])) if r.get("path") else None
+            r["exists"] = actual is not None
+            if actual is not None and actual != r["row_count"]:
+                r["row_count"] = actual
+                r["registry_behind"] = True
+    finally:
+        con.close()
     return rows
 
 
-def _file_rows(path: Path) -> int | None:
+def _file_rows(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     """Row count from a Parquet file's footer (no data read); None when it is missing."""
     if not path.exists():
         return None
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
-                                             "autoload_known_extensions": "false"})
     try:
         return int(con.execute("SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)",
                                [str(path)]).fetchall()[0][0])
     except duckdb.Error:
         return None
-    finally:
-        con.close()
 
 
 def staging_info(project: Project, name: str) -> dict[str, Any] | None:
@@ -338,7 +339,3 @@ def staging_info(project: Project, name: str) -> dict[str, Any] | None:
 def _has_table(db: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                            [name]).fetchall()[0][0])
-
-
-def staging_path(project: Project, name: str) -> Path:
-    return project.staging_dir / f"{name}.parquet"

@@ -18,15 +18,12 @@ row), so its cost grows with the number of earlier right rows per key.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
 from patterns.base import (
     BuildContext,
     OrderSpec,
-    ParamError,
     Pattern,
-    PatternParams,
     alias,
     col,
     column_field,
@@ -36,38 +33,18 @@ from patterns.base import (
     literal,
     ordered,
 )
+from patterns.join import KeyedParams, right_outputs
 
 L, R = "l", "r"
 
 
-class Params(PatternParams):
+class Params(KeyedParams):
     on: list[str] | dict[str, str] = join_keys_field(
         "Key columns shared by both inputs, or {left_column: right_column}; empty: match on "
         "time only.")
     left_time: str = column_field("Time column of the left input: the moment to look up.")
     right_time: str = column_field(
         "Time column of the right input: from when a right row is valid.", input=1)
-    suffix: str = Field("_right", description="Appended to right-side column names that "
-                                              "collide with a left-side column.")
-
-    @field_validator("suffix")
-    @classmethod
-    def _suffix(cls, v: str) -> str:
-        if not v:
-            raise ValueError("suffix must not be empty (colliding columns need new names)")
-        return v
-
-    @model_validator(mode="after")
-    def _keys(self) -> Params:
-        if isinstance(self.on, list) and len(set(self.on)) != len(self.on):
-            dup = next(c for c in self.on if self.on.count(c) > 1)
-            raise ValueError(f"key column '{dup}' is listed twice in 'on'")
-        return self
-
-    def key_pairs(self) -> list[tuple[str, str]]:
-        if isinstance(self.on, dict):
-            return list(self.on.items())
-        return [(c, c) for c in self.on]
 
 
 
@@ -77,28 +54,13 @@ def _sortable(type_name: str) -> bool:
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     left, right = ctx.inputs
-    pairs = p.key_pairs()
-    for i, (lk, rk) in enumerate(pairs):
-        where = f"on[{i}]" if isinstance(p.on, list) else f"on.{lk}"
-        ctx.check_column(lk, where, input=0)
-        ctx.check_column(rk, where, input=1)
+    pairs = p.key_pairs(ctx)
     left_keys = [lk for lk, _ in pairs]
     right_keys = {rk for _, rk in pairs}
 
     # Output columns: all left columns, then the non-key right columns (renamed on collision).
-    outputs: list[str] = list(left.column_names)
-    taken = {c.lower() for c in outputs}
-    right_out: list[tuple[str, str]] = []  # (right column, output name)
-    for c in right.column_names:
-        if c in right_keys:
-            continue
-        name = c if c.lower() not in taken else c + p.suffix
-        if name.lower() in taken:
-            raise ParamError("suffix", f"right column '{c}' would be renamed to '{name}', which "
-                             "is already taken. Choose another suffix.")
-        right_out.append((c, name))
-        outputs.append(name)
-        taken.add(name.lower())
+    right_out = right_outputs(left.column_names, right.column_names, right_keys, p.suffix)
+    outputs = list(left.column_names) + [name for _, name in right_out]
     every = left.column_names + right.column_names + outputs
     row_id, rank = fresh_name("_dy_left_row", every), fresh_name("_dy_match_rank", every)
 

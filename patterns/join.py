@@ -36,8 +36,9 @@ How = Literal["inner", "left", "right", "full", "semi", "anti", "cross"]
 L, R = "l", "r"
 
 
-class Params(PatternParams):
-    how: How = Field("inner", description="Join type: which unmatched rows are kept.")
+class KeyedParams(PatternParams):
+    """Params every two-input keyed pattern shares (join, asof_join): keys and the suffix."""
+
     on: Union[list[str], dict[str, str]] = join_keys_field(
         "Key columns shared by both inputs, or {left_column: right_column}.")
     suffix: str = Field("_right", description="Appended to right-side column names that "
@@ -51,30 +52,56 @@ class Params(PatternParams):
         return v
 
     @model_validator(mode="after")
+    def _unique_keys(self) -> KeyedParams:
+        if isinstance(self.on, list) and len(set(self.on)) != len(self.on):
+            dup = next(c for c in self.on if self.on.count(c) > 1)
+            raise ValueError(f"key column '{dup}' is listed twice in 'on'")
+        return self
+
+    def key_pairs(self, ctx: BuildContext) -> list[tuple[str, str]]:
+        """(left, right) key pairs, each checked against its input's columns."""
+        pairs = list(self.on.items()) if isinstance(self.on, dict) else [(c, c) for c in self.on]
+        for i, (lk, rk) in enumerate(pairs):
+            where = f"on[{i}]" if isinstance(self.on, list) else f"on.{lk}"
+            ctx.check_column(lk, where, input=0)
+            ctx.check_column(rk, where, input=1)
+        return pairs
+
+
+def right_outputs(taken: list[str], right: list[str], skip: set[str],
+                  suffix: str) -> list[tuple[str, str]]:
+    """(right column, output name) for the right columns not in ``skip``: a name already
+    taken (DuckDB and Spark compare names case-insensitively) gets ``suffix``."""
+    used = {c.lower() for c in taken}
+    out = []
+    for c in right:
+        if c in skip:
+            continue
+        name = c if c.lower() not in used else c + suffix
+        if name.lower() in used:
+            raise ParamError("suffix", f"right column '{c}' would be renamed to '{name}', which "
+                             "is already taken. Choose another suffix.")
+        out.append((c, name))
+        used.add(name.lower())
+    return out
+
+
+class Params(KeyedParams):
+    how: How = Field("inner", description="Join type: which unmatched rows are kept.")
+
+    @model_validator(mode="after")
     def _keys(self) -> Params:
         if self.how == "cross" and self.on:
             raise ValueError("a cross join takes no 'on' keys; remove 'on' or choose another "
                              "'how'")
         if self.how != "cross" and not self.on:
             raise ValueError(f"a {self.how} join needs 'on' keys (or use how: cross)")
-        if isinstance(self.on, list) and len(set(self.on)) != len(self.on):
-            dup = next(c for c in self.on if self.on.count(c) > 1)
-            raise ValueError(f"key column '{dup}' is listed twice in 'on'")
         return self
-
-    def key_pairs(self) -> list[tuple[str, str]]:
-        if isinstance(self.on, dict):
-            return list(self.on.items())
-        return [(c, c) for c in self.on]
 
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     left, right = ctx.inputs
-    pairs = p.key_pairs()
-    for i, (lk, rk) in enumerate(pairs):
-        where = f"on[{i}]" if isinstance(p.on, list) else f"on.{lk}"
-        ctx.check_column(lk, where, input=0)
-        ctx.check_column(rk, where, input=1)
+    pairs = p.key_pairs(ctx)
     condition = exp.and_(*(exp.EQ(this=col(lk, L), expression=col(rk, R)) for lk, rk in pairs)) \
         if pairs else None
 
@@ -90,7 +117,6 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     key_by_left = dict(pairs)
     right_keys = {rk for _, rk in pairs}
     projections: list[exp.Expr] = []
-    taken: set[str] = set()
     for c in left.column_names:
         if c in key_by_left and p.how in ("right", "full"):
             rk = key_by_left[c]
@@ -99,16 +125,8 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
             projections.append(alias(value, c))
         else:
             projections.append(col(c, L))
-        taken.add(c)
-    for c in right.column_names:
-        if c in right_keys:
-            continue
-        name = c if c not in taken else c + p.suffix
-        if name in taken:
-            raise ParamError("suffix", f"right column '{c}' would be renamed to '{name}', which "
-                             "is already taken. Choose another suffix.")
+    for c, name in right_outputs(left.column_names, right.column_names, right_keys, p.suffix):
         projections.append(col(c, R) if name == c else alias(col(c, R), name))
-        taken.add(name)
 
     query = exp.select(*projections).from_(left.table(L))
     kind = {"inner": None, "left": "LEFT", "right": "RIGHT", "full": "FULL",

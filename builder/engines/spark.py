@@ -60,6 +60,7 @@ from builder.engines.base import (
     RunResult,
     StepStat,
 )
+from builder.engines.duckdb import CHECK_SAMPLE_ROWS, TMP_MARK
 from builder.errors import ExecutionError, Problem
 from builder.portability import check_portable, input_schemas, render
 from patterns.base import Check, ColumnInfo
@@ -67,9 +68,7 @@ from patterns.base import Check, ColumnInfo
 if TYPE_CHECKING:
     from builder.model import Output
 
-TMP_MARK = ".dockyard-tmp-"
 OLD_MARK = ".dockyard-old-"
-CHECK_SAMPLE_ROWS = 5
 # Settings every Dockyard run needs for DuckDB parity (set on each run's own session).
 PARITY_CONF = {
     "spark.sql.session.timeZone": "UTC",   # DuckDB engines run in UTC

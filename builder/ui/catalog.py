@@ -22,6 +22,7 @@ from builder.catalog_browse import (
 )
 from builder.errors import PipelineError
 from builder.project import Project, find_project
+from builder.runs import readers
 from builder.ui import state
 from builder.warehouse import run_history
 
@@ -40,7 +41,7 @@ def page() -> None:
         return
     query = st.text_input("Search", key="dy_cat_search",
                           placeholder="name, description, owner or column").strip().lower()
-    shown = [r for r in rows if not query or query in _haystack(proj, r)]
+    shown = [r for r in rows if not query or query in _haystack(r)]
     st.caption(f"{len(shown)} of {len(rows)} tables")
     table = pd.DataFrame([{"name": r["name"], "kind": r["kind"], "owner": r.get("owner"),
                            "description": r.get("description")} for r in shown])
@@ -57,14 +58,8 @@ def page() -> None:
             st.error(str(e.problems[0]) if e.problems else str(e))
 
 
-def _haystack(proj: Project, row: dict[str, Any]) -> str:
-    text = " ".join(str(v) for v in row.values() if v)
-    try:
-        info = describe(proj, row["name"])
-        text += " " + " ".join(info.get("columns", {}) or {})
-    except PipelineError:
-        pass
-    return text.lower()
+def _haystack(row: dict[str, Any]) -> str:
+    return " ".join(str(v) for v in row.values() if v).lower()
 
 
 def details(proj: Project, kind: str, name: str) -> None:
@@ -135,28 +130,13 @@ def _lineage(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
         for up in info.get("upstream", []):
             label = up["name"] if up["kind"] != "file" else up["name"].rsplit("/", 1)[-1]
             lines.append(f'"{up["kind"]}:{label}" -> {made_by};')
-    consumers = _readers(proj, kind, name)
+    consumers = readers(proj, kind, name)
     for c in consumers:
         lines.append(f'{me} -> "pipeline {c}" ;')
     lines.append("}")
     st.graphviz_chart("\n".join(lines))
     if kind == "staging":
         st.caption("Column lineage: `dockyard lineage " + name + ".COLUMN`.")
-
-
-def _readers(proj: Project, kind: str, name: str) -> list[str]:
-    from builder.model import load
-
-    out = []
-    for f in sorted(proj.pipelines_dir.glob("*.yaml")):
-        try:
-            p = load(f)
-        except PipelineError:
-            continue
-        if any((kind == "catalog" and s.catalog == name) or
-               (kind == "staging" and s.staging == name) for s in p.sources.values()):
-            out.append(p.name)
-    return out
 
 
 def _new_pipeline(proj: Project, kind: str, name: str) -> None:
