@@ -1,7 +1,6 @@
 """Run each pipeline variant as its own process; wall time, peak memory, checksums.
 
-Variants of a pipeline: ``dockyard`` (``dockyard run`` on the pipeline file), ``dockyard_views``
-(the same with the engine's ``pipeline_steps`` option, :mod:`bench.dockyard_pipelined`), ``floor`` (the
+Variants of a pipeline: ``dockyard`` (``dockyard run`` on the pipeline file), ``floor`` (the
 hand-written DuckDB SQL script, :mod:`bench.floor`), ``pandas`` (:mod:`bench.pandas_impl`) and
 ``dbt`` (dbt-duckdb models, :mod:`bench.dbt_project`, when a dbt executable is found). Each
 writes the same result as a parquet file; the checksum of that file (row count plus a hash of
@@ -10,6 +9,7 @@ every row, floats rounded to 4 decimals, dates as timestamps) shows they agree.
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import statistics
@@ -26,7 +26,6 @@ from typing import Any
 import duckdb
 
 from bench import dbt_project
-from builder import yamlio
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -37,8 +36,7 @@ COLUMNS = {
     "b": ["order_id", "user_id", "product_id", "ordered_at", "quantity", "amount", "category",
           "unit_price", "list_value"],
 }
-VARIANTS = ("floor", "dockyard", "dockyard_views", "pandas", "dbt")
-VARIANT_NOTES = {"dockyard_views": "engine option pipeline_steps=True, which the CLI now uses by default"}
+VARIANTS = ("floor", "dockyard", "pandas", "dbt")
 
 
 @dataclass
@@ -155,60 +153,11 @@ def checksum(path: Path, columns: list[str]) -> tuple[int, str]:
 
 # ---- preparing the Dockyard pipelines ----------------------------------------------------
 
-def _scd2_params() -> dict[str, Any] | None:
-    """Params for the scd2 pattern if it is registered, else None (SQL stand-in is used)."""
-    from patterns import PATTERNS
-
-    if "scd2" not in PATTERNS:
-        return None
-    return {"keys": ["product_id"], "tracked": ["name", "category", "price"],
-            "snapshot_time": "snapshot_date", "invalidate_hard_deletes": True}
-
-
-SCD2_SQL = """\
-WITH changed AS (
-    SELECT *,
-           CASE WHEN lag(price) OVER w IS NOT DISTINCT FROM price
-                 AND lag(name) OVER w IS NOT DISTINCT FROM name
-                 AND lag(category) OVER w IS NOT DISTINCT FROM category
-                 AND lag(snapshot_date) OVER w = snapshot_date - 1
-                THEN 0 ELSE 1 END AS is_new
-    FROM product_snapshots
-    WINDOW w AS (PARTITION BY product_id ORDER BY snapshot_date)
-), marked AS (
-    SELECT *, sum(is_new) OVER (PARTITION BY product_id ORDER BY snapshot_date) AS version
-    FROM changed
-), runs AS (
-    SELECT product_id, version, any_value(name) AS name, any_value(category) AS category,
-           any_value(price) AS price, min(snapshot_date) AS valid_from,
-           max(snapshot_date) AS last_seen
-    FROM marked GROUP BY product_id, version
-)
-SELECT product_id, name, category, price, valid_from,
-       coalesce(lead(valid_from) OVER (PARTITION BY product_id ORDER BY valid_from),
-                CASE WHEN last_seen < (SELECT max(snapshot_date) FROM product_snapshots)
-                     THEN last_seen + 1 END) AS valid_to
-FROM runs
-"""
-
-
-def prepare_pipeline(name: str, data: Path) -> tuple[Path, str]:
-    """Copy pipeline ``name`` next to ``data``; returns its path and a note on stand-ins."""
-    doc = yamlio.loads((BENCH_DIR / "pipelines" / PIPELINES[name]).read_text())
-    note = ""
-    if name == "b":
-        params = _scd2_params()
-        step = next(s for s in doc["steps"] if s["id"] == "versions")
-        if params is None:
-            for k in ("pattern", "params", "inputs"):
-                step.pop(k, None)
-            step["sql"] = SCD2_SQL
-            note = "scd2 pattern not registered: its step is a SQL step (same logic)"
-        else:
-            step["params"] = params
+def prepare_pipeline(name: str, data: Path) -> Path:
+    """Copy pipeline ``name`` next to ``data`` (its source paths are relative); its path."""
     target = data / PIPELINES[name]
-    target.write_text(yamlio.dumps(doc))
-    return target, note
+    target.write_text((BENCH_DIR / "pipelines" / PIPELINES[name]).read_text())
+    return target
 
 
 # ---- variants ----------------------------------------------------------------------------
@@ -224,9 +173,6 @@ def variant_command(pipeline: str, variant: str, data: Path, work: Path,
         if memory_limit:
             cmd += ["--memory-limit", memory_limit]
         return cmd, data / "out" / f"dockyard_{pipeline}.parquet"
-    if variant == "dockyard_views":
-        return ([py, "-m", "bench.dockyard_pipelined", str(data / PIPELINES[pipeline])],
-                data / "out" / f"dockyard_{pipeline}.parquet")
     if variant == "floor":
         cmd = [py, "-m", "bench.floor", str(BENCH_DIR / "sql" / f"pipeline_{pipeline}.sql"),
                str(data), str(out)]
@@ -247,8 +193,16 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
-    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     return env
+
+
+def byte_compile() -> None:
+    """Compile Dockyard's and the benchmark's modules to bytecode once, as ``pip install``
+    does for an installed package. A checkout imported with PYTHONDONTWRITEBYTECODE set (as
+    on the test machines) would otherwise compile ~30 modules from source in every process,
+    ~0.1 s that no installed copy pays."""
+    for folder in ("builder", "patterns", "bench"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1, workers=1)
 
 
 def run_pipelines(data: Path, repeat: int, warmup: bool, dbt: str | None,
@@ -260,12 +214,10 @@ def run_pipelines(data: Path, repeat: int, warmup: bool, dbt: str | None,
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         work = Path(tmp)
         for p in pipelines:
-            _, note = prepare_pipeline(p, data)
+            prepare_pipeline(p, data)
             todo: list[tuple[VariantResult, list[str], Path]] = []
             for v in variants:
-                res = VariantResult(p, v, note="; ".join(
-                    x for x in (note if v.startswith("dockyard") else "",
-                                VARIANT_NOTES.get(v, "")) if x))
+                res = VariantResult(p, v)
                 results.append(res)
                 if v == "dbt" and dbt is None:
                     res.note = "not installed"

@@ -18,7 +18,6 @@ from typing import Any
 
 import duckdb
 import networkx as nx
-import sqlglot
 from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
@@ -27,7 +26,7 @@ from builder import graph as graphmod
 from builder import sqlcheck
 from builder.errors import CompileError, ConfigError, GraphError, Problem, did_you_mean
 from builder.model import Pipeline, Source, Step
-from builder.schema import Schema, Typer, describe_source, file_identity
+from builder.schema import Schema, Typer, describe_source, file_identity, source_reader
 from builder.sqlparams import render_params
 from patterns import PATTERNS
 from patterns.base import (
@@ -42,6 +41,7 @@ from patterns.base import (
     field_kind,
     ident,
     order_specs,
+    parse_expression,
 )
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -292,11 +292,8 @@ def _sniff_problem(src: Source, path: str, dirs: list[str]) -> str:
         args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
     sniff = exp.select("Delimiter", "SkipRows", "Columns").from_(
         exp.Table(this=exp.Anonymous(this="sniff_csv", expressions=args)))
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
-                                             "autoload_known_extensions": "false"})
+    con = source_reader(dirs)
     try:
-        con.execute("SET allowed_directories=?", [dirs])
-        con.execute("SET enable_external_access=false")
         row = con.execute(sniff.sql(dialect="duckdb")).fetchone()
     except duckdb.Error:
         return ""  # the read itself reports what is wrong
@@ -438,7 +435,7 @@ def _check_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) ->
 def _check_sql_columns(text: str, param: str, rels: list[Relation]) -> None:
     """Unknown column names in a SQL expression param, with did-you-mean."""
     try:
-        tree = sqlglot.parse_one(re.sub(r"\{\{.*?\}\}", "NULL", text), dialect="duckdb")
+        tree = parse_expression(re.sub(r"\{\{.*?\}\}", "NULL", text), copy=False)
     except (ParseError, TokenError) as e:
         raise ParamError(param, f"param '{param}' is not a valid SQL expression: "
                          f"{_parse_error_text(e)}") from None
@@ -472,7 +469,7 @@ def _parse_error_text(e: Exception) -> str:
 # ---- engine error messages ---------------------------------------------------------------
 
 _CANDIDATE_RE = re.compile(r'Referenced column "([^"]+)" not found')
-_DUCK_PREFIX_RE = re.compile(r"^(\w+ Error): ")
+_DUCK_PREFIX_RE = re.compile(r"^(?:\w+ ){1,3}Error: ")
 
 
 def engine_message(e: BaseException) -> str:

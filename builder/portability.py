@@ -163,6 +163,7 @@ def spark_rewrite(query: exp.Query, inputs: dict[str, Schema] | None = None) -> 
       ``unix_timestamp``): ``unix_micros(ts) / 1e6``.
     * ``date_diff(unit, a, b)`` counts unit boundaries in DuckDB and whole units in Spark:
       truncate both ends to the unit first, then both count the same.
+    * ``error(message)`` fails the query in DuckDB; Spark's function is ``raise_error``.
     """
     typer = _OperandTyper(query, inputs or {}) if inputs and any(
         _integer_cast(n) for n in query.walk()) else None
@@ -179,6 +180,8 @@ def spark_rewrite(query: exp.Query, inputs: dict[str, Schema] | None = None) -> 
             micros = exp.Anonymous(this="UNIX_MICROS", expressions=[
                 exp.Cast(this=node.this, to=exp.DataType.build("TIMESTAMPTZ", dialect="duckdb"))])
             return exp.Div(this=micros, expression=exp.Literal.number("1000000.0"))
+        if isinstance(node, exp.Anonymous) and str(node.this).lower() == "error":
+            return exp.Anonymous(this="RAISE_ERROR", expressions=node.expressions)
         if isinstance(node, exp.DateDiff):
             unit = (node.unit.name if node.unit is not None else "DAY").upper()
             if unit in DATE_DIFF_UNITS and unit not in ("MILLISECOND", "MICROSECOND"):

@@ -57,24 +57,45 @@ def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
             _SOURCE_CACHE.popitem(last=False)
 
 
+_TYPING_DB: duckdb.DuckDBPyConnection | None = None
+_TYPING_DB_LOCK = threading.Lock()
+
+
+def _typing_db() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory database for typing (opening one costs ~25 ms; a cursor ~0)."""
+    global _TYPING_DB
+    with _TYPING_DB_LOCK:
+        if _TYPING_DB is None:
+            con = duckdb.connect(":memory:", config={
+                "autoinstall_known_extensions": "false",
+                "autoload_known_extensions": "false"})
+            con.execute("SET TimeZone='UTC'")
+            # Typing only binds queries over empty tables: it needs no file access at all.
+            con.execute("SET enable_external_access=false")
+            con.execute("SET lock_configuration=true")
+            _TYPING_DB = con
+        return _TYPING_DB
+
+
 class Typer:
-    """Types queries against empty stand-in tables in a private in-memory DuckDB."""
+    """Types queries against empty stand-in tables in a private in-memory DuckDB.
+
+    Each Typer is its own cursor (connection) on one shared database: its stand-ins are TEMP
+    tables, which belong to that connection only, so Typers in different threads (the app's
+    sessions) never see each other's tables, and closing a Typer drops them.
+    """
 
     def __init__(self) -> None:
-        self.con = duckdb.connect(":memory:", config={
-            "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
-        self.con.execute("SET TimeZone='UTC'")
-        # Typing only binds queries over empty tables: it needs no file access at all.
-        self.con.execute("SET enable_external_access=false")
-        self.con.execute("SET lock_configuration=true")
+        self.con = _typing_db().cursor()
 
     def close(self) -> None:
         self.con.close()
 
     def describe_query(self, sql: str) -> Schema:
         """Columns of a (DuckDB) query; raises duckdb.Error when it does not bind."""
-        rows = self.con.execute(f"DESCRIBE {sql}").fetchall()
-        return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
+        # A relation is bound, not run: its columns and types are the DESCRIBE output.
+        rel = self.con.sql(sql)
+        return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(rel.columns, rel.types))
 
     def define(self, name: str, schema: Schema) -> None:
         """Create (or replace) an empty table ``name`` with the given schema."""
@@ -93,20 +114,46 @@ class Typer:
         return schema
 
 
+_READERS: OrderedDict[tuple[str, ...] | None, duckdb.DuckDBPyConnection] = OrderedDict()
+_READERS_LOCK = threading.Lock()
+_READERS_SIZE = 8
+
+
+def source_reader(allowed_dirs: list[str] | None) -> duckdb.DuckDBPyConnection:
+    """A cursor on an in-memory database that may read only ``allowed_dirs`` (None: any path).
+
+    Describing and sniffing sources happens on every plan; opening a database for each costs
+    ~35 ms, so one locked database per set of allowed folders is kept (a few, least recently
+    used first out). Close the cursor when done; the database stays.
+    """
+    key = tuple(sorted(allowed_dirs)) if allowed_dirs is not None else None
+    with _READERS_LOCK:
+        con = _READERS.get(key)
+        if con is None:
+            con = duckdb.connect(":memory:", config={
+                "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+            con.execute("SET TimeZone='UTC'")
+            # Files change between plans; their schema cache is ours (keyed by size/mtime).
+            con.execute("SET enable_external_file_cache=false")
+            if key is not None:
+                con.execute("SET allowed_directories=?", [list(key)])
+                con.execute("SET enable_external_access=false")
+                con.execute("SET lock_configuration=true")
+            _READERS[key] = con
+            while len(_READERS) > _READERS_SIZE:
+                _READERS.popitem(last=False)[1].close()
+        _READERS.move_to_end(key)
+        return con.cursor()
+
+
 def describe_source(read_sql: str, key: tuple[object, ...],
                     allowed_dirs: list[str] | None = None) -> Schema:
     """Schema of a source's read query, cached by ``key`` (file identity and read options)."""
     hit = cached_source_schema(key)
     if hit is not None:
         return hit
-    con = duckdb.connect(":memory:", config={
-        "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+    con = source_reader(allowed_dirs)
     try:
-        con.execute("SET TimeZone='UTC'")
-        if allowed_dirs is not None:
-            con.execute("SET allowed_directories=?", [allowed_dirs])
-            con.execute("SET enable_external_access=false")
-            con.execute("SET lock_configuration=true")
         rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
     finally:
         con.close()

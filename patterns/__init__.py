@@ -1,89 +1,56 @@
 """The pattern palette: every block is one module here, listed explicitly below.
 
 Add a pattern by writing ``patterns/<name>.py`` (see :mod:`patterns.base` for the contract), a
-case file ``tests/fixtures/patterns/<name>.yaml``, and one line in the right list below.
+case file ``tests/fixtures/patterns/<name>.yaml``, and one line in the right list below. The
+lists name modules: each is imported when its pattern is first used (see :class:`Registry`).
 """
 
 from __future__ import annotations
 
-from patterns import (
-    aggregate,
-    asof_join,
-    case_map,
-    cast,
-    date_spine,
-    dedupe,
-    derive,
-    distinct,
-    drop,
-    expect,
-    fill_nulls,
-    filter,
-    gap_fill,
-    join,
-    json_extract,
-    limit,
-    mask,
-    pivot,
-    regex_extract,
-    rename,
-    sample,
-    scd2,
-    select,
-    sessionize,
-    sort,
-    surrogate_key,
-    time_bucket,
-    top_n,
-    union,
-    unnest,
-    unpivot,
-    window,
-)
 from patterns.base import Pattern, Registry
 
 # --- Columns & rows, Combine --------------------------------------------------------------
-_COLUMNS_AND_COMBINE: list[Pattern] = [
-    filter.PATTERN,
-    select.PATTERN,
-    rename.PATTERN,
-    drop.PATTERN,
-    derive.PATTERN,
-    cast.PATTERN,
-    fill_nulls.PATTERN,
-    case_map.PATTERN,
-    regex_extract.PATTERN,
-    sort.PATTERN,
-    limit.PATTERN,
-    distinct.PATTERN,
-    sample.PATTERN,
-    join.PATTERN,
-    union.PATTERN,
-    asof_join.PATTERN,
+_COLUMNS_AND_COMBINE: list[str] = [
+    "filter",
+    "select",
+    "rename",
+    "drop",
+    "derive",
+    "cast",
+    "fill_nulls",
+    "case_map",
+    "regex_extract",
+    "sort",
+    "limit",
+    "distinct",
+    "sample",
+    "join",
+    "union",
+    "asof_join",
 ]
 
 # --- Aggregate & window, Time -------------------------------------------------------------
-_AGGREGATE_AND_TIME: list[Pattern] = [
-    sessionize.PATTERN,
-    aggregate.PATTERN,
-    dedupe.PATTERN,
-    top_n.PATTERN,
-    time_bucket.PATTERN,
-    window.PATTERN,
-    date_spine.PATTERN,
-    gap_fill.PATTERN,
+_AGGREGATE_AND_TIME: list[str] = [
+    "sessionize",
+    "aggregate",
+    "dedupe",
+    "top_n",
+    "time_bucket",
+    "window",
+    "date_spine",
+    "gap_fill",
 ]
 
 # --- Slowly changing, Reshape, Keys & privacy, Quality ------------------------------------
-_SCD_RESHAPE_KEYS_QUALITY: list[Pattern] = [
-    scd2.PATTERN,
-    pivot.PATTERN,
-    unpivot.PATTERN,
-    unnest.PATTERN,
-    json_extract.PATTERN,
-    surrogate_key.PATTERN,
-    mask.PATTERN,
-    expect.PATTERN,
+_SCD_RESHAPE_KEYS_QUALITY: list[str] = [
+    "scd2",
+    "pivot",
+    "unpivot",
+    "unnest",
+    "json_extract",
+    "surrogate_key",
+    "mask",
+    "expect",
 ]
 
 PATTERNS = Registry(_COLUMNS_AND_COMBINE + _AGGREGATE_AND_TIME + _SCD_RESHAPE_KEYS_QUALITY)

@@ -15,9 +15,11 @@ checks each pattern when it is declared (docstring, param model, an example that
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, Union
 
 import sqlglot
@@ -167,6 +169,19 @@ class Relation:
         return t
 
 
+@lru_cache(maxsize=4096)
+def _parsed(sql: str) -> exp.Expr:
+    return sqlglot.parse_one(sql, dialect="duckdb")
+
+
+def parse_expression(sql: str, *, copy: bool = True) -> exp.Expr:
+    """Parse SQL text (DuckDB dialect). Parsed once per text: validation and build both read an
+    expression, and the app re-plans on every edit. ``copy=False`` returns the shared tree,
+    which the caller must only read."""
+    tree = _parsed(sql)
+    return tree.copy() if copy else tree
+
+
 def ident(name: str) -> exp.Identifier:
     """A quoted identifier: every column or alias a pattern writes goes through this."""
     return exp.to_identifier(name, quoted=True)
@@ -280,8 +295,7 @@ class BuildContext:
 
     def expr(self, text: str) -> exp.Expr:
         """Parse a user's SQL expression (DuckDB dialect), with ``{{ name }}`` as literals."""
-        sql = render_params(text, self.pipeline_params)
-        return sqlglot.parse_one(sql, dialect="duckdb")
+        return parse_expression(render_params(text, self.pipeline_params))
 
     def check_column(self, name: str, param: str, input: int = 0) -> str:
         """Raise :class:`ParamError` unless input ``input`` has column ``name``; returns it.
@@ -373,26 +387,41 @@ def _dedent(doc: str) -> str:
 
 
 class Registry:
-    """The patterns by name; refuses duplicate names."""
+    """The patterns by name; refuses duplicate names.
 
-    def __init__(self, patterns: Iterable[Pattern] = ()) -> None:
-        self._patterns: dict[str, Pattern] = {}
+    Entries are Pattern objects or names of modules in this package (``"sessionize"`` for
+    ``patterns/sessionize.py``). A module is imported the first time its pattern is needed:
+    building its param model costs ~8 ms, and a pipeline uses a handful of the 32 patterns,
+    so ``dockyard validate`` does not pay for the whole palette at start-up.
+    """
+
+    def __init__(self, patterns: Iterable[Pattern | str] = ()) -> None:
+        self._patterns: dict[str, Pattern | None] = {}
         for p in patterns:
             self.register(p)
 
-    def register(self, pattern: Pattern) -> None:
-        if pattern.name in self._patterns:
-            raise ValueError(f"pattern '{pattern.name}' is registered twice")
-        self._patterns[pattern.name] = pattern
+    def register(self, pattern: Pattern | str) -> None:
+        name = pattern if isinstance(pattern, str) else pattern.name
+        if name in self._patterns:
+            raise ValueError(f"pattern '{name}' is registered twice")
+        self._patterns[name] = None if isinstance(pattern, str) else pattern
 
     def get(self, name: str) -> Pattern:
-        return self._patterns[name]
+        found = self._patterns[name]
+        if found is None:
+            module = importlib.import_module(f"{__package__}.{name}")
+            found = getattr(module, "PATTERN", None)
+            if not isinstance(found, Pattern) or found.name != name:
+                raise ValueError(f"patterns/{name}.py must declare PATTERN = Pattern(name="
+                                 f"'{name}', ...)")
+            self._patterns[name] = found
+        return found
 
     def __contains__(self, name: object) -> bool:
         return name in self._patterns
 
     def __iter__(self) -> Iterator[Pattern]:
-        return iter(self._patterns.values())
+        return iter([self.get(name) for name in self._patterns])
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -405,6 +434,6 @@ class Registry:
 
     def by_category(self) -> dict[str, list[Pattern]]:
         out: dict[str, list[Pattern]] = {c: [] for c in CATEGORIES}
-        for p in self._patterns.values():
+        for p in self:
             out[p.category].append(p)
         return {c: ps for c, ps in out.items() if ps}

@@ -19,7 +19,7 @@ from builder.model import load
 
 def test_pipeline_steps_gives_the_same_output_with_fewer_tables(tmp_path: Path) -> None:
     data = ensure_data(2000, tmp_path / "data", log=False)
-    f, _ = harness.prepare_pipeline("a", data)
+    f = harness.prepare_pipeline("a", data)
     p = plan(load(f))
     p.raise_for_errors()
     out = data / "out" / "dockyard_a.parquet"

@@ -90,7 +90,7 @@ def test_set_overrides_param(tmp_path, capsys):
     days = duckdb.sql(f"SELECT DISTINCT day FROM '{tmp_path}/out/daily.parquet'").fetchall()
     assert [str(d[0]) for d in days] == ["2024-01-02"]
     out = capsys.readouterr().out
-    assert "[3/3] step daily: 1 rows" in out and "wrote daily: 1 rows" in out
+    assert "[3/3] step daily: streamed into its output" in out and "wrote daily: 1 rows" in out
 
 
 def test_cli_exit_codes(tmp_path, capsys):

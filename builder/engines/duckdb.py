@@ -248,12 +248,15 @@ class DuckDBEngine(Engine):
         try:
             needed = plan.needed_for(list(outputs))
             consumers = {n: len(list(plan.graph.successors(n))) for n in needed}
+            streamed: set[str] = set()  # outputs whose step runs while its file is written
             steps_total = sum(1 for n in needed if n not in plan.sources)
             for node in needed:
                 if node not in plan.sources and progress:
                     progress("start", node, None)
-                stat = self._compute(con, plan, node, result, materialize=self._materialize(
-                    plan, node, outputs, consumers))
+                materialize = self._materialize(plan, node, outputs, consumers)
+                if node in outputs and not materialize:
+                    streamed.add(node)
+                stat = self._compute(con, plan, node, result, materialize=materialize)
                 if node not in plan.sources:
                     result.steps.append(stat)
                     if progress:
@@ -262,7 +265,8 @@ class DuckDBEngine(Engine):
             for oid, out in outputs.items():
                 if progress:
                     progress("write", oid, None)
-                result.outputs.append(self.write_output(con, plan, out))
+                result.outputs.append(self.write_output(con, plan, out,
+                                                        streamed=out.step in streamed))
         except duckdb.Error as e:
             error = ExecutionError(Problem(f"{engine_message(e)}", file=plan.pipeline.file,
                                            step=getattr(e, "_dy_node", None), kind="execution"))
@@ -281,8 +285,10 @@ class DuckDBEngine(Engine):
                      consumers: dict[str, int]) -> bool:
         """Steps become tables; sources stay views (read once per consumer, as hand SQL does).
 
-        With ``pipeline_steps``, only steps that need to be tables are: outputs, steps read more
-        than once, and steps that checks read (a step's checks query the step and its inputs).
+        With ``pipeline_steps``, only steps that need to be tables are: steps read more than
+        once, steps that checks read (a step's checks query the step and its inputs), and
+        staging outputs (the warehouse writer reads them more than once). A step read by one
+        step, or only by its output file, is streamed into it: COPY runs its query once.
         """
         if node in plan.sources:
             return False
@@ -290,8 +296,11 @@ class DuckDBEngine(Engine):
             return True
         readers = [n for n in plan.graph.successors(node) if n in plan.steps]
         checked = any(plan.steps[n].checks for n in [node, *readers] if n in plan.steps)
-        return node in outputs or consumers.get(node, 0) != 1 or checked \
-            or node in plan.side_nodes
+        if checked or node in plan.side_nodes:
+            return True
+        if node in outputs:
+            return outputs[node].staging is not None or consumers.get(node, 0) != 0
+        return consumers.get(node, 0) != 1
 
     def _compute(self, con: duckdb.DuckDBPyConnection, plan: Plan, node: str,
                  result: RunResult, materialize: bool) -> StepStat:
@@ -332,8 +341,8 @@ class DuckDBEngine(Engine):
         return StepStat(node=node, rows=None if rows is None else int(rows),
                         seconds=time.perf_counter() - t0)
 
-    def write_output(self, con: duckdb.DuckDBPyConnection, plan: Plan,
-                     out: Output) -> OutputResult:
+    def write_output(self, con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
+                     streamed: bool = False) -> OutputResult:
         t0 = time.perf_counter()
         if out.staging:
             from builder.warehouse import write_staging
@@ -351,6 +360,11 @@ class DuckDBEngine(Engine):
         try:
             rows = write_file(con, relation, target, fmt)
         except duckdb.Error as e:
+            if streamed and not isinstance(e, (duckdb.IOException, duckdb.PermissionException)):
+                # The step itself runs during the write: its failure is the step's.
+                raise ExecutionError(Problem(f"step '{out.step}' failed: {engine_message(e)}",
+                                             file=plan.pipeline.file, step=out.step,
+                                             kind="execution")) from None
             raise ExecutionError(f"output '{out.step}': cannot write '{out.path}': "
                                  f"{engine_message(e)}", file=plan.pipeline.file) from None
         except OSError as e:

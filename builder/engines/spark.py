@@ -399,6 +399,9 @@ def spark_session(master: str | None = None, conf: dict[str, str] | None = None)
                                     "needs Java 17+ and pip install 'dockyard[spark]'.") from None
 
 
+_USER_RAISED = "[USER_RAISED_EXCEPTION]"
+
+
 def _first_line(e: BaseException) -> str:
     text = str(getattr(e, "getMessage", lambda: None)() or e) if isinstance(
         e, PySparkException) else str(e)
@@ -707,8 +710,14 @@ class SparkEngine(Engine):
             # Counted once in place: Spark's readers skip folders named like the temp one.
             rows = _count_written(spark, target, fmt, df)
         except PySparkException as e:
+            first = _first_line(e)
+            if first.startswith(_USER_RAISED):
+                # error() in a step (e.g. scd2's repeated key) fails while Spark writes.
+                raise SparkEngineError(Problem(
+                    f"step '{out.step}' failed: {first[len(_USER_RAISED):].strip()}",
+                    file=plan.pipeline.file, step=out.step, kind="execution")) from None
             raise SparkEngineError(f"output '{out.step}': cannot write '{out.path}': "
-                                   f"{_first_line(e)}", file=plan.pipeline.file) from None
+                                   f"{first}", file=plan.pipeline.file) from None
         except OSError as e:
             raise SparkEngineError(f"output '{out.step}': cannot write '{out.path}': "
                                    f"{e.strerror or e}.", file=plan.pipeline.file) from None

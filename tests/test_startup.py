@@ -1,0 +1,126 @@
+"""What keeps `dockyard` quick to start and plan, checked as behaviour (timings are in bench/).
+
+Patterns are imported when first used, YAML is read by libyaml when available (same values and
+lines as the pure-Python reader), typing connections share one database but not their tables,
+and the command line exits with the right code and complete output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from builder import yamlio
+from builder.schema import Typer
+from patterns import PATTERNS
+from patterns.base import ColumnInfo, Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "saved_pipelines" / "clicks_daily.yaml"
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_validate_imports_only_the_patterns_the_pipeline_uses():
+    probe = textwrap.dedent(f"""
+        import contextlib, io, json, sys
+        from builder.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = main(["validate", {str(EXAMPLE)!r}])
+        loaded = sorted(m.split(".")[1] for m in sys.modules
+                        if m.startswith("patterns.") and m != "patterns.base")
+        print(json.dumps({{"code": code, "loaded": loaded}}))
+    """)
+    r = _run(probe)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    used = {s["pattern"] for s in yamlio.loads(EXAMPLE.read_text())["steps"] if "pattern" in s}
+    assert out["code"] == 0 and used
+    assert used <= set(out["loaded"])
+    # Only the used patterns and the helpers they import, far from the whole palette.
+    assert len(out["loaded"]) < len(PATTERNS) // 2, out["loaded"]
+
+
+def test_registry_loads_a_pattern_on_first_use_and_checks_its_module():
+    reg = Registry(["filter", "select"])
+    assert reg._patterns["filter"] is None  # declared, not imported
+    assert "filter" in reg and reg.names() == ["filter", "select"]
+    assert reg.get("filter").name == "filter"
+    assert [p.name for p in reg] == ["filter", "select"]
+    with pytest.raises(ValueError, match="registered twice"):
+        Registry(["filter", "filter"])
+    with pytest.raises(ValueError, match=r"patterns/base\.py must declare PATTERN"):
+        Registry(["base"]).get("base")  # a module of the package that declares no pattern
+
+
+@pytest.mark.skipif(not getattr(yaml, "__with_libyaml__", False), reason="PyYAML without libyaml")
+def test_libyaml_reader_gives_the_same_values_and_lines():
+    text = EXAMPLE.read_text()
+    fast = yaml.load(text, Loader=yamlio._FastLoader)  # noqa: S506 - SafeLoader subclass
+    slow = yaml.load(text, Loader=yamlio._Loader)  # noqa: S506 - SafeLoader subclass
+    assert yamlio._FastLoader is not yamlio._Loader
+    assert fast == slow
+
+    def lines(node: object) -> list[object]:
+        if isinstance(node, yamlio.LineDict):
+            return [node.line, sorted(node.key_lines.items())] + [
+                lines(v) for v in node.values()]
+        if isinstance(node, list):
+            return [lines(v) for v in node]
+        return []
+
+    assert lines(fast) == lines(slow) and lines(fast)[0] == 1
+    # YAML 1.2 booleans in both: 'on' stays a string (a join's key list).
+    assert yamlio.loads("on: [a]\nx: yes\ny: true") == {"on": ["a"], "x": "yes", "y": True}
+
+
+def test_a_syntax_error_keeps_the_explanatory_message():
+    with pytest.raises(Exception) as ei:
+        yamlio.loads("steps:\n  - id: a\n - id: b\n", file="p.yaml")
+    assert "p.yaml:3 invalid YAML: expected the end of the block, but found a list item" \
+        in str(ei.value)
+
+
+def test_typers_share_a_database_but_not_their_tables():
+    a, b = Typer(), Typer()
+    try:
+        a.define("t", (ColumnInfo("x", "INTEGER"),))
+        b.define("t", (ColumnInfo("y", "VARCHAR"),))
+        assert a.describe_query("SELECT * FROM t") == (ColumnInfo("x", "INTEGER"),)
+        assert b.describe_query("SELECT * FROM t") == (ColumnInfo("y", "VARCHAR"),)
+        # Types read from the bound query are DuckDB's own spellings, nested ones included.
+        got = a.describe_query("SELECT 1.5::DECIMAL(18,2) AS d, {'k': [1]} AS s, "
+                               "'a'::ENUM('a', 'b') AS e, now() AS ts")
+        assert [c.type for c in got] == ["DECIMAL(18,2)", "STRUCT(k INTEGER[])",
+                                         "ENUM('a', 'b')", "TIMESTAMP WITH TIME ZONE"]
+    finally:
+        a.close()
+        b.close()
+    c = Typer()
+    try:  # a closed Typer's tables are gone
+        with pytest.raises(Exception, match="t"):
+            c.describe_query("SELECT * FROM t")
+        with pytest.raises(Exception, match="(?i)permission|disabled"):
+            c.describe_query("SELECT * FROM read_csv('/etc/hostname')")
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize(("file", "code", "stream", "text"), [
+    (EXAMPLE, 0, "stdout", "valid ("),
+    (ROOT / "nope.yaml", 2, "stderr", "pipeline file"),
+])
+def test_command_exits_with_its_code_and_complete_output(file, code, stream, text):
+    r = subprocess.run([sys.executable, "-m", "builder.cli", "validate", str(file)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == code, r.stderr
+    assert text in getattr(r, stream)
