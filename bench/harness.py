@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -48,6 +49,7 @@ class Measure:
     returncode: int
     stderr: str = ""
     spill_mib: float | None = None
+    work_s: float | None = None  # "done in N s" printed by dockyard run / the floor
 
 
 @dataclass
@@ -66,6 +68,12 @@ class VariantResult:
     @property
     def median_s(self) -> float | None:
         good = [r.seconds for r in self.runs if r.returncode == 0]
+        return statistics.median(good) if good else None
+
+    @property
+    def work_s(self) -> float | None:
+        """Median time inside the engine (dockyard) or the script's statements (floor)."""
+        good = [r.work_s for r in self.runs if r.returncode == 0 and r.work_s is not None]
         return statistics.median(good) if good else None
 
     @property
@@ -88,8 +96,8 @@ def run_process(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | N
     spill folder), reported as ``spill_mib``.
     """
     t0 = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
         spill = [0]
         stop = threading.Event()
         if watch_dir is not None:
@@ -106,9 +114,15 @@ def run_process(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | N
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
+        out.seek(0)
+        done = _DONE_RE.findall(out.read().decode(errors="replace"))
     return Measure(seconds=seconds, peak_mib=usage.ru_maxrss / 1024, returncode=proc.returncode,
                    stderr=tail if proc.returncode else "",
-                   spill_mib=spill[0] / 2**20 if watch_dir is not None else None)
+                   spill_mib=spill[0] / 2**20 if watch_dir is not None else None,
+                   work_s=float(done[-1]) if done else None)
+
+
+_DONE_RE = re.compile(r"^done in ([0-9.]+)s$", re.M)
 
 
 def _dir_bytes(folder: Path) -> int:

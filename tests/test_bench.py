@@ -61,6 +61,11 @@ def test_quick_benchmark_results_match(tmp_path: Path) -> None:
                 continue
             assert r.ok, (pipeline, variant, [m.stderr for m in r.runs])
             assert r.checksum == floor.checksum, (pipeline, variant)
+        # dockyard and the floor report the time of their work ("done in N s"), part of the wall
+        for variant in ("dockyard", "floor"):
+            r = rows[variant]
+            assert r.work_s is not None and r.median_s is not None
+            assert 0 < r.work_s < r.median_s, (pipeline, variant, r.work_s, r.median_s)
 
     table = "\n".join(report.pipeline_table(results))
     assert "| A | floor |" in table and "| B | dockyard" in table
