@@ -21,7 +21,7 @@ from builder import yamlio
 from builder.compiler import plan
 from builder.model import Pipeline, load
 from builder.preview import Previewer, SampleSpec
-from patterns.base import _parsed
+from patterns.base import clear_parse_cache
 
 
 def _ms(seconds: float) -> float:
@@ -137,7 +137,7 @@ def planning(source: Path, repeat: int, sizes: tuple[int, ...] = (50, 500)) -> l
             for r in range(repeat + 1):
                 # Parsed SQL expressions are cached per process (the app re-plans on every
                 # edit); cleared so each run parses as a fresh `dockyard validate` would.
-                _parsed.cache_clear()
+                clear_parse_cache()
                 t0 = time.perf_counter()
                 p = plan(load(f))
                 dt = time.perf_counter() - t0

@@ -26,7 +26,7 @@ from builder import graph as graphmod
 from builder import sqlcheck
 from builder.errors import CompileError, ConfigError, GraphError, Problem, did_you_mean
 from builder.model import Pipeline, Source, Step
-from builder.schema import Schema, Typer, describe_source, file_identity, source_reader
+from builder.schema import Schema, Typer, describe_source, file_identity, sandboxed_cursor
 from builder.sqlparams import render_params
 from patterns import PATTERNS
 from patterns.base import (
@@ -292,7 +292,7 @@ def _sniff_problem(src: Source, path: str, dirs: list[str]) -> str:
         args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
     sniff = exp.select("Delimiter", "SkipRows", "Columns").from_(
         exp.Table(this=exp.Anonymous(this="sniff_csv", expressions=args)))
-    con = source_reader(dirs)
+    con = sandboxed_cursor(dirs)
     try:
         row = con.execute(sniff.sql(dialect="duckdb")).fetchone()
     except duckdb.Error:
@@ -503,10 +503,10 @@ def binder_problem(e: duckdb.Error, st: Step, rels: list[Relation], file: str | 
 
 # ---- steps -------------------------------------------------------------------------------
 
-def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink,
-                    params: dict[str, Any]) -> tuple[list[str],
-                                                                             exp.Query | None]:
-    """A step's inputs: declared, or for SQL steps inferred from the tables it reads."""
+def declared_inputs(st: Step, sink: ProblemSink, params: dict[str, Any],
+                    readable: list[str]) -> tuple[list[str], exp.Query | None]:
+    """A step's inputs: declared, or for SQL steps inferred from the tables it reads
+    (``readable``: every node id of the pipeline, and the expect steps' ``.rejected``)."""
     if st.sql is None:
         return list(st.inputs or []), None
     try:
@@ -521,9 +521,7 @@ def declared_inputs(pipeline: Pipeline, st: Step, sink: ProblemSink,
         sink.add(issue.message, line=st.line, step=st.id, sql_line=issue.line,
                  sql_col=issue.col, kind="compile")
         return list(st.inputs or []), None
-    known = [n for n in pipeline.node_ids() if n != st.id]
-    known += [graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"]
-    found, issues = sqlcheck.infer_inputs(query, known + [st.id])
+    found, issues = sqlcheck.infer_inputs(query, readable)
     for iss in issues:
         sink.add(iss.message, line=st.line, step=st.id, sql_line=iss.line, sql_col=iss.col,
                  kind="compile")
@@ -587,8 +585,11 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
         sink.add(message, line=pipeline.params_line, kind="config")
     inputs: dict[str, list[str]] = {}
     parsed_sql: dict[str, exp.Query | None] = {}
+    # Names a SQL step may read; the same for every step, so listed once (not once per step).
+    readable = pipeline.node_ids() + [graphmod.rejected_id(s.id) for s in pipeline.steps
+                                      if s.pattern == "expect"]
     for st in pipeline.steps:
-        inputs[st.id], parsed_sql[st.id] = declared_inputs(pipeline, st, sink, values)
+        inputs[st.id], parsed_sql[st.id] = declared_inputs(st, sink, values, readable)
     side = {graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"
             and str(s.params.get("on_fail", "error")) == "quarantine"}
     g, gprobs = graphmod.build_graph(pipeline, inputs, registry, side)

@@ -13,6 +13,7 @@ import glob
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -57,24 +58,36 @@ def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
             _SOURCE_CACHE.popitem(last=False)
 
 
-_TYPING_DB: duckdb.DuckDBPyConnection | None = None
-_TYPING_DB_LOCK = threading.Lock()
+_DATABASES: OrderedDict[tuple[str, ...], duckdb.DuckDBPyConnection] = OrderedDict()
+_DATABASES_LOCK = threading.Lock()
+_DATABASES_SIZE = 8
 
 
-def _typing_db() -> duckdb.DuckDBPyConnection:
-    """The process's in-memory database for typing (opening one costs ~25 ms; a cursor ~0)."""
-    global _TYPING_DB
-    with _TYPING_DB_LOCK:
-        if _TYPING_DB is None:
+def sandboxed_cursor(allowed_dirs: Iterable[str]) -> duckdb.DuckDBPyConnection:
+    """A cursor on an in-memory database that may read only ``allowed_dirs`` (none: no file).
+
+    Typing and describing sources happen on every plan, and opening a database costs ~35 ms,
+    so one locked database per set of allowed folders is kept (a few; the least recently used
+    is dropped, never closed: closing would break cursors still in use). A cursor is a
+    connection of its own: its TEMP tables are its own, and closing it keeps the database.
+    """
+    key = tuple(sorted(allowed_dirs))
+    with _DATABASES_LOCK:
+        con = _DATABASES.get(key)
+        if con is None:
             con = duckdb.connect(":memory:", config={
-                "autoinstall_known_extensions": "false",
-                "autoload_known_extensions": "false"})
+                "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
             con.execute("SET TimeZone='UTC'")
-            # Typing only binds queries over empty tables: it needs no file access at all.
+            # Files change between plans; their schema cache is ours (keyed by size/mtime).
+            con.execute("SET enable_external_file_cache=false")
+            con.execute("SET allowed_directories=?", [list(key)])
             con.execute("SET enable_external_access=false")
             con.execute("SET lock_configuration=true")
-            _TYPING_DB = con
-        return _TYPING_DB
+            _DATABASES[key] = con
+            while len(_DATABASES) > _DATABASES_SIZE:
+                _DATABASES.popitem(last=False)
+        _DATABASES.move_to_end(key)
+        return con.cursor()
 
 
 class Typer:
@@ -86,7 +99,8 @@ class Typer:
     """
 
     def __init__(self) -> None:
-        self.con = _typing_db().cursor()
+        # Typing only binds queries over empty tables: it needs no file access at all.
+        self.con = sandboxed_cursor(())
 
     def close(self) -> None:
         self.con.close()
@@ -114,45 +128,12 @@ class Typer:
         return schema
 
 
-_READERS: OrderedDict[tuple[str, ...] | None, duckdb.DuckDBPyConnection] = OrderedDict()
-_READERS_LOCK = threading.Lock()
-_READERS_SIZE = 8
-
-
-def source_reader(allowed_dirs: list[str] | None) -> duckdb.DuckDBPyConnection:
-    """A cursor on an in-memory database that may read only ``allowed_dirs`` (None: any path).
-
-    Describing and sniffing sources happens on every plan; opening a database for each costs
-    ~35 ms, so one locked database per set of allowed folders is kept (a few, least recently
-    used first out). Close the cursor when done; the database stays.
-    """
-    key = tuple(sorted(allowed_dirs)) if allowed_dirs is not None else None
-    with _READERS_LOCK:
-        con = _READERS.get(key)
-        if con is None:
-            con = duckdb.connect(":memory:", config={
-                "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
-            con.execute("SET TimeZone='UTC'")
-            # Files change between plans; their schema cache is ours (keyed by size/mtime).
-            con.execute("SET enable_external_file_cache=false")
-            if key is not None:
-                con.execute("SET allowed_directories=?", [list(key)])
-                con.execute("SET enable_external_access=false")
-                con.execute("SET lock_configuration=true")
-            _READERS[key] = con
-            while len(_READERS) > _READERS_SIZE:
-                _READERS.popitem(last=False)[1].close()
-        _READERS.move_to_end(key)
-        return con.cursor()
-
-
-def describe_source(read_sql: str, key: tuple[object, ...],
-                    allowed_dirs: list[str] | None = None) -> Schema:
+def describe_source(read_sql: str, key: tuple[object, ...], allowed_dirs: list[str]) -> Schema:
     """Schema of a source's read query, cached by ``key`` (file identity and read options)."""
     hit = cached_source_schema(key)
     if hit is not None:
         return hit
-    con = source_reader(allowed_dirs)
+    con = sandboxed_cursor(allowed_dirs)
     try:
         rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
     finally:

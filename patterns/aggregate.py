@@ -27,6 +27,7 @@ from patterns.base import (
     BuildContext,
     OrderItem,
     OrderSpec,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -34,6 +35,7 @@ from patterns.base import (
     col,
     column_field,
     columns_field,
+    function_output,
     ident,
     is_integer_type,
     order_by_field,
@@ -54,7 +56,7 @@ class Aggregation(BaseModel):
     function: Function = Field(description="The aggregate function.")
     column: str | None = column_field("Column it reads (leave empty for count = rows).",
                                          default=None)
-    as_: str | None = Field(None, alias="as", description="Output column name "
+    as_: OutputName = Field(None, alias="as", description="Output column name "
                                                              "(default function_column).")
     separator: str = Field(",", description="Separator between values (string_agg only).")
 
@@ -66,9 +68,7 @@ class Aggregation(BaseModel):
 
     @property
     def output(self) -> str:
-        if self.as_:
-            return self.as_
-        return self.function if self.column is None else f"{self.function}_{self.column}"
+        return function_output(self.function, self.column, self.as_)
 
 
 class Params(PatternParams):

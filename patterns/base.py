@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
 
 from builder.errors import did_you_mean
@@ -87,6 +87,23 @@ def sql_map_field(description: str, *, input: int | None = 0, default: Any = ...
 def join_keys_field(description: str) -> Any:
     """Join keys: a list of columns both inputs share, or a ``{left: right}`` mapping."""
     return _field("join_keys", description, None, [])
+
+
+def _not_blank(name: str | None) -> str | None:
+    if name is not None and not name.strip():
+        raise ValueError("the column name is empty; leave 'as' out for the default name")
+    return name
+
+
+# The optional ``as`` param of a pattern or function: the name of the column it writes
+# (blank refused). Declare it as ``as_: OutputName = Field(None, alias="as", ...)``.
+OutputName = Annotated[str | None, AfterValidator(_not_blank)]
+
+
+def function_output(function: str, column: str | None, as_: str | None) -> str:
+    """The column an aggregate or window function writes: ``as``, else ``sum_amount`` (or
+    ``count`` for a function without a column)."""
+    return as_ or (function if column is None else f"{function}_{column}")
 
 
 def field_kind(model: type[BaseModel], name: str) -> tuple[str | None, int | None]:
@@ -180,6 +197,11 @@ def parse_expression(sql: str, *, copy: bool = True) -> exp.Expr:
     which the caller must only read."""
     tree = _parsed(sql)
     return tree.copy() if copy else tree
+
+
+def clear_parse_cache() -> None:
+    """Forget parsed expressions (the benchmark times planning as a new process would)."""
+    _parsed.cache_clear()
 
 
 def ident(name: str) -> exp.Identifier:

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from patterns.base import (
     BuildContext,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -41,7 +42,7 @@ class Params(PatternParams):
     default: Value | None = Field(
         None, description="New value for rows that match no listed value, or where the column "
         "is NULL. NULL when not given.")
-    as_: str | None = Field(
+    as_: OutputName = Field(
         None, alias="as", description="Column to write the result to. Default: replace "
         "'column' in place.")
 
@@ -52,12 +53,6 @@ class Params(PatternParams):
             raise ValueError("give at least one 'value: new value' pair")
         return v
 
-    @field_validator("as_")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("the column name is empty; leave 'as' out to replace 'column'")
-        return v
 
 
 def _kind(value: Value) -> str:

@@ -45,8 +45,6 @@ class Params(PatternParams):
         return distinct_names(v, empty="list at least one key column")
 
 
-
-
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     rel = ctx.input
     specs = order_specs(p.order_by)

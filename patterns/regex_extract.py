@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from patterns.base import (
     BuildContext,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -80,7 +81,7 @@ class Params(PatternParams):
     group: int | None = Field(
         None, description="Capturing group to return (0: the whole match). Default: 1 when the "
         "pattern has a group, else 0.")
-    as_: str | None = Field(
+    as_: OutputName = Field(
         None, alias="as", description="Column to write the result to. Default: replace "
         "'column' in place.")
 
@@ -92,12 +93,6 @@ class Params(PatternParams):
         _check_pattern(v)
         return v
 
-    @field_validator("as_")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("the column name is empty; leave 'as' out to replace 'column'")
-        return v
 
     @property
     def group_number(self) -> int:

@@ -16,7 +16,7 @@ if it exists, else added at the end) and the original column is kept. Row order 
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from sqlglot import exp
 
 from patterns._interval import (
@@ -33,6 +33,7 @@ from patterns._interval import (
 )
 from patterns.base import (
     BuildContext,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -52,15 +53,8 @@ class Params(PatternParams):
     interval: str = Field(description="Bucket length: a number and a unit, e.g. '15 minutes', "
                           "'1 hour', '1 week', '3 months'. Units: second, minute, hour, day, "
                           "week, month.")
-    as_: str | None = Field(None, alias="as", description="Column to write the bucket start "
+    as_: OutputName = Field(None, alias="as", description="Column to write the bucket start "
                             "to; by default 'column' itself is replaced.")
-
-    @field_validator("as_")
-    @classmethod
-    def _not_blank(cls, v: str | None) -> str | None:
-        if v is not None and not v.strip():
-            raise ValueError("give a column name, or leave 'as' out to replace the column")
-        return v
 
 
 def _floor_to(value: exp.Expr, width: int, to: str) -> exp.Expr:

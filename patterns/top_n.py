@@ -55,8 +55,6 @@ class Params(PatternParams):
         return distinct_names(v)
 
 
-
-
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     rel = ctx.input
     specs = order_specs(p.order_by)

@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from patterns.base import (
     BuildContext,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -32,7 +33,7 @@ _LIST_TYPE_RE = re.compile(r"^(?P<element>.+)\[(?P<size>\d*)\]$")
 
 class Params(PatternParams):
     column: str = column_field("List column to turn into rows.")
-    as_: str | None = Field(None, alias="as", description="Name of the element column "
+    as_: OutputName = Field(None, alias="as", description="Name of the element column "
                                                           "(default: the list column's name).")
 
 

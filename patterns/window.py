@@ -32,6 +32,7 @@ from sqlglot import exp
 from patterns.base import (
     BuildContext,
     OrderItem,
+    OutputName,
     ParamError,
     Pattern,
     PatternParams,
@@ -39,6 +40,7 @@ from patterns.base import (
     col,
     column_field,
     columns_field,
+    function_output,
     is_integer_type,
     literal,
     order_by_field,
@@ -75,7 +77,7 @@ class WindowFunction(BaseModel):
     frame: Union[Literal["running", "whole"], Preceding, None] = Field(
         None, description="Aggregates only: 'running' (default with order_by), 'whole' "
                           "partition (default without), or {preceding: n}.")
-    as_: str | None = Field(None, alias="as", description="Output column name "
+    as_: OutputName = Field(None, alias="as", description="Output column name "
                                                              "(default function_column).")
 
     @field_validator("frame", mode="before")
@@ -105,15 +107,11 @@ class WindowFunction(BaseModel):
             raise ValueError(f"'offset' applies to lag and lead only, not '{f}'")
         if f not in _AGGREGATES and self.frame is not None:
             raise ValueError(f"'frame' applies to sum, avg, min, max and count only, not '{f}'")
-        if self.as_ is not None and not self.as_.strip():
-            raise ValueError("'as' must not be empty")
         return self
 
     @property
     def output(self) -> str:
-        if self.as_:
-            return self.as_
-        return self.function if self.column is None else f"{self.function}_{self.column}"
+        return function_output(self.function, self.column, self.as_)
 
 
 class Params(PatternParams):

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -23,6 +19,7 @@ from builder.model import load
 from builder.project import WAREHOUSE_ENV, find_project
 from builder.runs import upstream_files
 from builder.warehouse import run_history, staging_info
+from tests.processes import kill_run_while_writing
 
 EVENTS_CSV = """\
 event_id,user_id,amount,email,updated_at
@@ -305,17 +302,8 @@ def test_killed_run_leaves_previous_staging_table_intact(tmp_path, monkeypatch):
     before = duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall()
     assert before == [(30,)]
     path.write_text(path.read_text().replace("range(10)", "range(5000000)"))
-    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "run", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "DOCKYARD_PII_SALT": "pepper"})
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if list(target.parent.glob(".big_table.parquet.dockyard-tmp-*")):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_run_while_writing(path, target.parent, ".big_table.parquet.dockyard-tmp-*",
+                           env={"DOCKYARD_PII_SALT": "pepper"})
     assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == before
     info = staging_info(find_project(path), "big_table")
     assert info is not None and info["row_count"] == 30  # the registry still matches the table

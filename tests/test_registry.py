@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from builder.cli import main
 from builder.docs import DOC_PATH, patterns_markdown
@@ -59,3 +60,19 @@ def test_cli_lists_every_pattern(capsys):
     table = capsys.readouterr().out
     for name in PATTERNS.names():
         assert f"  {name} " in table
+
+
+@pytest.mark.parametrize("name", ["case_map", "regex_extract", "time_bucket", "unnest",
+                                  "aggregate", "window"])
+def test_every_as_param_refuses_a_blank_name_and_keeps_a_given_one(name: str):
+    pattern = PATTERNS.get(name)
+    example = json.loads(json.dumps(pattern.example))
+    # 'as' of the pattern itself, or of its first function (aggregations, functions)
+    holder = next((v[0] for v in example.values() if isinstance(v, list) and v
+                   and isinstance(v[0], dict) and "as" in v[0]), example)
+    given = holder["as"]
+    params = pattern.params.model_validate(example)
+    assert given in json.dumps(params.model_dump(by_alias=True))
+    holder["as"] = "  "
+    with pytest.raises(ValidationError, match="the column name is empty; leave 'as' out"):
+        pattern.params.model_validate(example)

@@ -3,12 +3,7 @@ CLI's exit codes hold, previews reuse cached upstream results."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import duckdb
@@ -19,6 +14,7 @@ from builder.cli import main
 from builder.compiler import plan
 from builder.model import load
 from builder.preview import Previewer
+from tests.processes import kill_run_while_writing
 
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
 
@@ -222,17 +218,8 @@ def test_killed_run_leaves_previous_output_intact(tmp_path):
     before = duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall()
     assert before == [(60,)]
     big = _write(tmp_path, KILL_PIPELINE.replace("{N}", "3000000"))
-    proc = subprocess.Popen([sys.executable, "-m", "builder.cli", "run", str(big)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # Kill it while it writes: wait until its temp output appears, or the step is running.
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if list(target.parent.glob(".big.parquet.dockyard-tmp-*")):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # Kill it while it writes: once its temp output appears (or the step is running).
+    kill_run_while_writing(big, target.parent, ".big.parquet.dockyard-tmp-*")
     assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == before
     # The next successful run replaces the output and clears the dead run's temp file.
     assert main(["run", str(small)]) == 0
