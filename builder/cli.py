@@ -42,8 +42,14 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 def _load(args: argparse.Namespace) -> Any:
     from builder.model import load
+    from builder.sandbox import prewarm, sandbox_dirs_for_paths
 
+    # The databases that planning types steps and reads source schemas on open in the
+    # background (~40 ms each) while this process loads the file and imports the compiler.
+    prewarm([()])
     pipeline = load(args.file)
+    prewarm(sandbox_dirs_for_paths([pipeline.resolve(s.path)])
+            for s in pipeline.sources.values() if s.path)
     sets = _parse_sets(getattr(args, "set", None) or [])
     return pipeline.with_params(sets) if sets else pipeline
 
@@ -63,9 +69,10 @@ def _plural(n: int, word: str) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    pipeline = _load(args)
     from builder.compiler import plan
 
-    p = plan(_load(args))
+    p = plan(pipeline)
     _print_problems(p.problems)
     if p.errors:
         return EXIT_INVALID
@@ -108,12 +115,25 @@ class _Progress:
             print(f"writing output {node} ...", file=self.stream, flush=True)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from builder.compiler import plan
-    from builder.engines import get_engine
+def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
+    """(RunSpec, Plan) to run: a DuckDB run comes from the run cache when nothing it was planned
+    from changed (no plan then); otherwise the pipeline is planned, and for DuckDB rendered and
+    stored. None when the pipeline is invalid (its problems are printed)."""
+    sets = list(args.set or [])
+    use_cache = args.engine == "duckdb" and not args.upstream and not args.no_cache
+    if use_cache:
+        from builder import runcache
 
+        cached = runcache.lookup(args.file, sets)
+        if cached is not None:
+            for w in cached.warnings:
+                print(w, file=sys.stderr)
+            print("plan: unchanged since the last run (run cache; --no-cache plans afresh)")
+            return cached, None
     pipeline = _load(args)
-    if getattr(args, "upstream", False):
+    from builder.compiler import plan
+
+    if args.upstream:
         from builder.runs import run_upstream
 
         run_upstream(pipeline, engine=args.engine, out=sys.stdout)
@@ -121,7 +141,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_problems(p.warnings)
     if p.errors:
         _print_problems(p.errors)
-        return EXIT_INVALID
+        return None
+    if args.engine != "duckdb":
+        return None, p
+    from builder.runspec import RunSpec
+
+    spec = RunSpec.from_plan(p)
+    if use_cache:
+        runcache.store(args.file, pipeline, p, spec, sets)
+    return spec, p
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from builder.engines import get_engine
+
     options: dict[str, Any] = {}
     if args.engine == "spark":
         options["master"] = args.master
@@ -133,12 +166,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
+    planned = _planned_run(args)
+    if planned is None:
+        return EXIT_INVALID
+    spec, p = planned
     engine = get_engine(args.engine, **options)
-    needed = p.needed_for(list(pipeline.outputs))
-    total = sum(1 for n in needed if n not in p.sources)
+    if spec is not None:
+        total, outputs = spec.steps_total, [o.step for o in spec.outputs]
+    else:
+        assert p is not None
+        total = sum(1 for n in p.needed_for(list(p.pipeline.outputs)) if n not in p.sources)
+        outputs = list(p.pipeline.outputs)
+    progress = _Progress(total, sys.stdout, outputs)
     t0 = time.perf_counter()
     try:
-        result = engine.run(p, progress=_Progress(total, sys.stdout, list(p.pipeline.outputs)))
+        if spec is not None:
+            from builder.engines.duckdb import DuckDBEngine
+
+            assert isinstance(engine, DuckDBEngine)
+            result = engine.run_spec(spec, progress)
+        else:
+            result = engine.run(p, progress=progress)
     finally:
         engine.close()
     for c in result.checks:
@@ -152,9 +200,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    pipeline = _load(args)
     from builder import api
 
-    res = api.preview(_load(args), args.step, limit=args.limit)
+    res = api.preview(pipeline, args.step, limit=args.limit)
     df = res.rows
     if args.format == "csv":
         df.to_csv(sys.stdout, index=False)
@@ -174,9 +223,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    pipeline = _load(args)
     from builder import api
 
-    print(api.compile_sql(_load(args), step=args.step, dialect=args.dialect))
+    print(api.compile_sql(pipeline, step=args.step, dialect=args.dialect))
     return EXIT_OK
 
 
@@ -225,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "by default a step read by one other step is streamed into it)")
     sp.add_argument("--upstream", action="store_true",
                     help="first run the pipelines that produce the staging tables this one reads")
+    sp.add_argument("--no-cache", action="store_true",
+                    help="plan the pipeline afresh: neither use nor store the run cache")
     sp.set_defaults(func=cmd_run)
 
     sp = with_file("preview", "show the first rows of a step (writes nothing)")

@@ -24,9 +24,17 @@ from sqlglot.errors import ParseError, TokenError
 
 from builder import graph as graphmod
 from builder import sqlcheck
-from builder.errors import CompileError, ConfigError, GraphError, Problem, did_you_mean
+from builder.errors import (
+    CompileError,
+    ConfigError,
+    GraphError,
+    Problem,
+    did_you_mean,
+    engine_message,
+)
 from builder.model import Pipeline, Source, Step
-from builder.schema import Schema, Typer, describe_source, file_identity, sandboxed_cursor
+from builder.sandbox import file_identity, sandboxed_cursor
+from builder.schema import Schema, Typer, describe_source
 from builder.sqlparams import render_params
 from patterns import PATTERNS
 from patterns.base import (
@@ -248,7 +256,7 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
                  "at a file with data, or remove it.", line=src.line, kind="config")
         return SourcePlan(src, read)
     try:
-        from builder.engines.duckdb import sandbox_dirs_for_paths
+        from builder.sandbox import sandbox_dirs_for_paths
 
         dirs = sandbox_dirs_for_paths([resolved])
         ragged = _ragged_csv(src, files, dirs) if src.resolved_format == "csv" else None
@@ -469,21 +477,6 @@ def _parse_error_text(e: Exception) -> str:
 # ---- engine error messages ---------------------------------------------------------------
 
 _CANDIDATE_RE = re.compile(r'Referenced column "([^"]+)" not found')
-_DUCK_PREFIX_RE = re.compile(r"^(?:\w+ ){1,3}Error: ")
-
-
-def engine_message(e: BaseException) -> str:
-    """The first meaningful line of a DuckDB error, without its 'LINE 1:' excerpt."""
-    text = str(e).strip()
-    first = text.split("\n\nLINE")[0].split("\nLINE ")[0].strip()
-    # DuckDB's CSV errors append pages of advice and sniffer settings: keep the diagnosis.
-    first = re.split(r"\n\s*(?:Possible (?:Solution|fixes)|The search space used|file = )",
-                     first)[0].strip()
-    first = _DUCK_PREFIX_RE.sub("", first)
-    first = " ".join(first.split())
-    return first if first.endswith((".", "!", "?")) else first + "."
-
-
 def binder_problem(e: duckdb.Error, st: Step, rels: list[Relation], file: str | None) -> Problem:
     """A DuckDB binder error on a step turned into Dockyard's message, with SQL position."""
     text = str(e)

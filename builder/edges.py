@@ -196,7 +196,7 @@ def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
         return SourcePlan(src, None)
     raw = Source(id=src.id, path=str(path), format="parquet", line=src.line)
     read = read_query(pipeline, raw)
-    from builder.engines.duckdb import sandbox_dirs_for_paths
+    from builder.sandbox import sandbox_dirs_for_paths
 
     try:
         cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, raw),

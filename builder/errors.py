@@ -9,6 +9,7 @@ can put each next to the step it belongs to.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -158,3 +159,19 @@ class ProblemCollector:
     def raise_if_errors(self, cls: type[PipelineError] = ConfigError) -> None:
         if self.errors:
             raise cls(self.problems)
+
+
+# DuckDB prefixes its messages with the error class ("Binder Error: ", "Invalid Input Error: ").
+_DUCK_PREFIX_RE = re.compile(r"^(?:\w+ ){1,3}Error: ")
+
+
+def engine_message(e: BaseException) -> str:
+    """The first meaningful line of a DuckDB error, without its 'LINE 1:' excerpt."""
+    text = str(e).strip()
+    first = text.split("\n\nLINE")[0].split("\nLINE ")[0].strip()
+    # DuckDB's CSV errors append pages of advice and sniffer settings: keep the diagnosis.
+    first = re.split(r"\n\s*(?:Possible (?:Solution|fixes)|The search space used|file = )",
+                     first)[0].strip()
+    first = _DUCK_PREFIX_RE.sub("", first)
+    first = " ".join(first.split())
+    return first if first.endswith((".", "!", "?")) else first + "."

@@ -29,7 +29,7 @@ from builder.compiler import Plan, engine_message, source_key
 from builder.engines.base import PreviewResult
 from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
 from builder.errors import ExecutionError, Problem
-from builder.schema import file_identity
+from builder.sandbox import file_identity
 from patterns.base import col, ident
 
 TABLE_PREFIX = "_dy_"

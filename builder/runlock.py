@@ -15,20 +15,24 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import ExecutionError
-from builder.model import Pipeline
 from builder.project import find_project
 
+if TYPE_CHECKING:
+    from builder.model import Pipeline
+    from builder.runspec import PipelineRef
 
-def lock_path(pipeline: Pipeline) -> Path:
+
+def lock_path(pipeline: Pipeline | PipelineRef) -> Path:
     ident = str(Path(pipeline.path).resolve()) if pipeline.path else pipeline.name
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
     return find_project(pipeline.path).warehouse / "locks" / f"{pipeline.name}-{digest}.lock"
 
 
 @contextmanager
-def run_lock(pipeline: Pipeline, wait: float = 0.0) -> Iterator[None]:
+def run_lock(pipeline: Pipeline | PipelineRef, wait: float = 0.0) -> Iterator[None]:
     """Hold the pipeline's run lock; waits up to ``wait`` seconds, then refuses."""
     path = lock_path(pipeline)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,16 +9,12 @@ the ones the run will produce.
 
 from __future__ import annotations
 
-import glob
-import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from pathlib import Path
 
-import duckdb
 from sqlglot import exp
 
+from builder.sandbox import sandboxed_cursor
 from patterns.base import ColumnInfo, ident
 
 Schema = tuple[ColumnInfo, ...]
@@ -26,21 +22,6 @@ Schema = tuple[ColumnInfo, ...]
 _SOURCE_CACHE: OrderedDict[tuple[object, ...], Schema] = OrderedDict()
 _SOURCE_CACHE_LOCK = threading.Lock()
 _SOURCE_CACHE_SIZE = 256
-
-
-def file_identity(path: str) -> tuple[tuple[str, int, int], ...]:
-    """(path, size, mtime_ns) of every file a path or glob matches; changes when data changes."""
-    if "://" in path:
-        return ((path, 0, 0),)
-    matches = sorted(glob.glob(path, recursive=True)) if any(c in path for c in "*?[") else [path]
-    out = []
-    for m in matches:
-        try:
-            st = os.stat(m)
-        except OSError:
-            continue
-        out.append((m, st.st_size, st.st_mtime_ns))
-    return tuple(out)
 
 
 def cached_source_schema(key: tuple[object, ...]) -> Schema | None:
@@ -56,38 +37,6 @@ def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
         _SOURCE_CACHE[key] = schema
         while len(_SOURCE_CACHE) > _SOURCE_CACHE_SIZE:
             _SOURCE_CACHE.popitem(last=False)
-
-
-_DATABASES: OrderedDict[tuple[str, ...], duckdb.DuckDBPyConnection] = OrderedDict()
-_DATABASES_LOCK = threading.Lock()
-_DATABASES_SIZE = 8
-
-
-def sandboxed_cursor(allowed_dirs: Iterable[str]) -> duckdb.DuckDBPyConnection:
-    """A cursor on an in-memory database that may read only ``allowed_dirs`` (none: no file).
-
-    Typing and describing sources happen on every plan, and opening a database costs ~35 ms,
-    so one locked database per set of allowed folders is kept (a few; the least recently used
-    is dropped, never closed: closing would break cursors still in use). A cursor is a
-    connection of its own: its TEMP tables are its own, and closing it keeps the database.
-    """
-    key = tuple(sorted(allowed_dirs))
-    with _DATABASES_LOCK:
-        con = _DATABASES.get(key)
-        if con is None:
-            con = duckdb.connect(":memory:", config={
-                "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
-            con.execute("SET TimeZone='UTC'")
-            # Files change between plans; their schema cache is ours (keyed by size/mtime).
-            con.execute("SET enable_external_file_cache=false")
-            con.execute("SET allowed_directories=?", [list(key)])
-            con.execute("SET enable_external_access=false")
-            con.execute("SET lock_configuration=true")
-            _DATABASES[key] = con
-            while len(_DATABASES) > _DATABASES_SIZE:
-                _DATABASES.popitem(last=False)
-        _DATABASES.move_to_end(key)
-        return con.cursor()
 
 
 class Typer:
@@ -147,12 +96,3 @@ def schema_text(schema: Schema) -> str:
     return ", ".join(f"{c.name} {c.type}" for c in schema)
 
 
-def source_dir(path: str) -> Path:
-    """The folder a source path or glob lives in (the part before the first wildcard)."""
-    head = path
-    for i, ch in enumerate(path):
-        if ch in "*?[":
-            head = path[:i]
-            break
-    p = Path(head)
-    return p if head.endswith(os.sep) else p.parent

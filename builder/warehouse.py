@@ -31,7 +31,8 @@ from builder.project import Project, find_project
 if TYPE_CHECKING:
     from builder.compiler import Plan
     from builder.engines.base import OutputResult, RunResult
-    from builder.model import Output
+    from builder.model import Output, Pipeline
+    from builder.runspec import PipelineRef
 
 HISTORY_COLUMNS = ("valid_from", "valid_to", "is_current")
 _SCHEMA = """
@@ -256,11 +257,14 @@ def upstream_doc(project: Project, kind: str, target: str, column: str) -> str |
     return None
 
 
-def record_run(plan: Plan, result: RunResult, error: BaseException | None, engine: str,
-               started: dt.datetime) -> str:
-    """Append the run to the history; register staging outputs when it succeeded."""
+def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
+               error: BaseException | None, engine: str, started: dt.datetime) -> str:
+    """Append the run to the history; register staging outputs when it succeeded.
+
+    ``plan`` is needed only for staging outputs (a run from the run cache has none).
+    """
     run_id = uuid.uuid4().hex[:12]
-    project = find_project(plan.pipeline.path)
+    project = find_project(pipeline.path)
     message = None
     if error is not None:
         probs: list[Problem] = getattr(error, "problems", [])
@@ -269,10 +273,10 @@ def record_run(plan: Plan, result: RunResult, error: BaseException | None, engin
     outputs = {o.output: {"target": o.target, "rows": o.rows} for o in result.outputs}
     with database(project) as db:
         db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [run_id, plan.pipeline.name, plan.pipeline.file, engine, started,
+                   [run_id, pipeline.name, pipeline.file, engine, started,
                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
                     "failed" if error is not None else "success", json.dumps(outputs), message])
-    if error is None:
+    if error is None and plan is not None:
         register_outputs(plan, result, run_id)
     return run_id
 

@@ -62,10 +62,13 @@ def test_quick_benchmark_results_match(tmp_path: Path) -> None:
             assert r.ok, (pipeline, variant, [m.stderr for m in r.runs])
             assert r.checksum == floor.checksum, (pipeline, variant)
         # dockyard and the floor report the time of their work ("done in N s"), part of the wall
-        for variant in ("dockyard", "floor"):
+        for variant in ("dockyard", "dockyard_nocache", "floor"):
             r = rows[variant]
             assert r.work_s is not None and r.median_s is not None
             assert 0 < r.work_s < r.median_s, (pipeline, variant, r.work_s, r.median_s)
+        # After the warm-up run, dockyard runs from the run cache; --no-cache never does.
+        assert all(m.cached for m in rows["dockyard"].runs)
+        assert not any(m.cached for m in rows["dockyard_nocache"].runs)
 
     table = "\n".join(report.pipeline_table(results))
     assert "| A | floor |" in table and "| B | dockyard" in table

@@ -2,7 +2,8 @@
 
 Patterns are imported when first used, YAML is read by libyaml when available (same values and
 lines as the pure-Python reader), typing connections share one database but not their tables,
-and the command line exits with the right code and complete output.
+the databases planning needs are opened in the background while the compiler is imported, and
+the command line exits with the right code and complete output.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from builder import yamlio
+from builder import sandbox, yamlio
 from builder.schema import Typer
 from patterns import PATTERNS
 from patterns.base import ColumnInfo, Registry
@@ -124,3 +126,45 @@ def test_command_exits_with_its_code_and_complete_output(file, code, stream, tex
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == code, r.stderr
     assert text in getattr(r, stream)
+
+
+def test_a_prewarmed_database_is_the_one_planning_gets_and_it_is_sandboxed(tmp_path):
+    (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    dirs = sandbox.sandbox_dirs_for_paths([str(tmp_path / "*.csv")])
+    assert dirs[0] == str(tmp_path.resolve()) + "/"
+    sandbox.prewarm([dirs]).join(timeout=60)
+    slot = sandbox._DATABASES[tuple(sorted(dirs))]
+    assert slot.con is not None  # opened by the background thread
+    first = slot.con
+    cur = sandbox.sandboxed_cursor(dirs)
+    try:
+        assert slot.con is first  # not opened again
+        assert cur.execute(f"SELECT x FROM read_csv('{tmp_path}/a.csv')").fetchall() == [(1,)]
+        with pytest.raises(Exception, match="(?i)permission|disabled"):
+            cur.execute("SELECT * FROM read_csv('/etc/hostname')")
+        with pytest.raises(Exception, match="(?i)lock|cannot"):
+            cur.execute("SET enable_external_access=true")
+    finally:
+        cur.close()
+
+
+def test_a_database_asked_for_while_it_opens_is_opened_once(monkeypatch):
+    opened = []
+    real_open = sandbox._open
+
+    def slow_open(key):
+        opened.append(key)
+        time.sleep(0.3)  # a cursor is asked for while this runs
+        return real_open(key)
+
+    monkeypatch.setattr(sandbox, "_open", slow_open)
+    dirs = ["/nonexistent-dockyard-test-dir/"]
+    thread = sandbox.prewarm([dirs])
+    time.sleep(0.05)
+    cur = sandbox.sandboxed_cursor(dirs)  # waits for the background open, does not repeat it
+    thread.join(timeout=60)
+    try:
+        assert cur.execute("SELECT 42").fetchall() == [(42,)]
+        assert opened == [tuple(dirs)]
+    finally:
+        cur.close()

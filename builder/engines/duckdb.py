@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from sqlglot import exp
 
-from builder.compiler import Plan, engine_message
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -29,20 +27,22 @@ from builder.engines.base import (
     RunResult,
     StepStat,
 )
-from builder.errors import ExecutionError, Problem
-from builder.schema import source_dir
-from patterns.base import Check, ident
+from builder.errors import ExecutionError, Problem, engine_message
+from builder.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
+from builder.sandbox import normalise_dirs, source_dir
 
 if TYPE_CHECKING:
-    from builder.model import Output
+    # Not imported at run time: a run from the run cache never loads sqlglot or pydantic.
+    from builder.compiler import Plan
+    from builder.model import Output, Pipeline
 
 TMP_MARK = ".dockyard-tmp-"
 CHECK_SAMPLE_ROWS = 5
 
 
 def q(name: str) -> str:
-    """A quoted DuckDB identifier (rendered by sqlglot, so any character is safe)."""
-    return ident(name).sql("duckdb")
+    """A quoted DuckDB identifier: any character is safe (a double quote is doubled)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
@@ -62,23 +62,7 @@ def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
 
             dirs.append(find_project(pipeline.path).staging_dir)
     dirs.extend(Path(d) for d in extra)
-    return _normalise_dirs(dirs)
-
-
-def sandbox_dirs_for_paths(paths: Iterable[str]) -> list[str]:
-    """The sandbox folders for reading these source paths (globs allowed)."""
-    return _normalise_dirs([source_dir(p) for p in paths if "://" not in p])
-
-
-def _normalise_dirs(dirs: list[Path]) -> list[str]:
-    seen: list[str] = []
-    for d in dirs:
-        # The folder as declared and as resolved (a data folder may itself be a link).
-        for form in (Path(os.path.abspath(d)), Path(d).resolve()):
-            text = str(form).rstrip(os.sep) + os.sep
-            if text not in seen:
-                seen.append(text)
-    return seen
+    return normalise_dirs(dirs)
 
 
 def connect(allowed_dirs: list[str], *, database: str = ":memory:",
@@ -167,9 +151,9 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
     return rows
 
 
-def run_check(con: duckdb.DuckDBPyConnection, step: str, check: Check) -> CheckResult:
+def run_check(con: duckdb.DuckDBPyConnection, step: str, check: CheckSpec) -> CheckResult:
     """Count a check's failing rows and keep a few of them for the message."""
-    failing = check.failing.sql(dialect="duckdb")
+    failing = check.failing_sql
     n = con.execute(f"SELECT count(*) FROM ({failing}) AS f").fetchall()[0][0]
     sample: list[dict[str, Any]] = []
     if n:
@@ -188,14 +172,14 @@ def check_failure_message(res: CheckResult, what: str = "step") -> str:
 
 
 
-def record_run_safely(plan: Plan, result: RunResult, error: BaseException | None, engine: str,
-                      started: dt.datetime) -> None:
+def record_run_safely(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
+                      error: BaseException | None, engine: str, started: dt.datetime) -> None:
     """Record the run in the warehouse; a history problem is a warning, never the run's fate."""
     from builder.errors import PipelineError
     from builder.warehouse import record_run
 
     try:
-        record_run(plan, result, error, engine, started)
+        record_run(pipeline, plan, result, error, engine, started)
     except (duckdb.Error, OSError, PipelineError) as e:
         sys.stderr.write(f"dockyard: warning: run history not recorded: "
                          f"{str(e).splitlines()[0]}\n")
@@ -224,51 +208,54 @@ class DuckDBEngine(Engine):
         self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
     def connect(self, plan: Plan) -> duckdb.DuckDBPyConnection:
-        return connect(sandbox_dirs(plan, self.extra_dirs), memory_limit=self.memory_limit,
-                       threads=self.threads, temp_directory=self.temp_directory,
-                       sandbox=self.sandbox)
+        return self._connect(sandbox_dirs(plan))
+
+    def _connect(self, dirs: list[str]) -> duckdb.DuckDBPyConnection:
+        return connect(normalise_dirs([*map(Path, dirs), *map(Path, self.extra_dirs)]),
+                       memory_limit=self.memory_limit, threads=self.threads,
+                       temp_directory=self.temp_directory, sandbox=self.sandbox)
 
     # ---- running -----------------------------------------------------------------------
     def run(self, plan: Plan, outputs: dict[str, Output] | None = None,
             progress: ProgressFn | None = None) -> RunResult:
         plan.raise_for_errors()
+        return self.run_spec(RunSpec.from_plan(plan, outputs), progress)
+
+    def run_spec(self, spec: RunSpec, progress: ProgressFn | None = None) -> RunResult:
+        """Run a rendered plan (from ``RunSpec.from_plan`` or the run cache)."""
         from builder.runlock import run_lock
 
-        with run_lock(plan.pipeline, wait=self.lock_wait):
-            return self._run(plan, outputs, progress)
+        with run_lock(spec.pipeline, wait=self.lock_wait):
+            return self._run(spec, progress)
 
-    def _run(self, plan: Plan, outputs: dict[str, Output] | None,
-             progress: ProgressFn | None) -> RunResult:
-        outputs = plan.pipeline.outputs if outputs is None else outputs
+    def _run(self, spec: RunSpec, progress: ProgressFn | None) -> RunResult:
+        outputs = {o.step: o for o in spec.outputs}
+        file = spec.pipeline.file
         result = RunResult()
         started = time.perf_counter()
         self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         error: BaseException | None = None
-        con = self.connect(plan)
+        con = self._connect(spec.sandbox_dirs)
         try:
-            needed = plan.needed_for(list(outputs))
-            consumers = {n: len(list(plan.graph.successors(n))) for n in needed}
             streamed: set[str] = set()  # outputs whose step runs while its file is written
-            steps_total = sum(1 for n in needed if n not in plan.sources)
-            for node in needed:
-                if node not in plan.sources and progress:
-                    progress("start", node, None)
-                materialize = self._materialize(plan, node, outputs, consumers)
-                if node in outputs and not materialize:
-                    streamed.add(node)
-                stat = self._compute(con, plan, node, result, materialize=materialize)
-                if node not in plan.sources:
+            for node in spec.nodes:
+                if not node.source and progress:
+                    progress("start", node.id, None)
+                materialize = self._materialize(node, outputs)
+                if node.id in outputs and not materialize:
+                    streamed.add(node.id)
+                stat = self._compute(con, file, node, result, materialize=materialize)
+                if not node.source:
                     result.steps.append(stat)
                     if progress:
-                        progress("done", node, stat)
-            del steps_total
-            for oid, out in outputs.items():
+                        progress("done", node.id, stat)
+            for out in spec.outputs:
                 if progress:
-                    progress("write", oid, None)
-                result.outputs.append(self.write_output(con, plan, out,
+                    progress("write", out.step, None)
+                result.outputs.append(self.write_output(con, spec, out,
                                                         streamed=out.step in streamed))
         except duckdb.Error as e:
-            error = ExecutionError(Problem(f"{engine_message(e)}", file=plan.pipeline.file,
+            error = ExecutionError(Problem(f"{engine_message(e)}", file=file,
                                            step=getattr(e, "_dy_node", None), kind="execution"))
             raise error from None
         except BaseException as e:
@@ -278,11 +265,11 @@ class DuckDBEngine(Engine):
             result.seconds = time.perf_counter() - started
             con.close()
             if self.record:
-                record_run_safely(plan, result, error, self.name, self._run_started)
+                record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
+                                  self._run_started)
         return result
 
-    def _materialize(self, plan: Plan, node: str, outputs: dict[str, Output],
-                     consumers: dict[str, int]) -> bool:
+    def _materialize(self, node: NodeSpec, outputs: dict[str, OutputSpec]) -> bool:
         """Steps become tables; sources stay views (read once per consumer, as hand SQL does).
 
         With ``pipeline_steps``, only steps that need to be tables are: steps read more than
@@ -290,87 +277,75 @@ class DuckDBEngine(Engine):
         staging outputs (the warehouse writer reads them more than once). A step read by one
         step, or only by its output file, is streamed into it: COPY runs its query once.
         """
-        if node in plan.sources:
+        if node.source:
             return False
         if not self.pipeline_steps:
             return True
-        readers = [n for n in plan.graph.successors(node) if n in plan.steps]
-        checked = any(plan.steps[n].checks for n in [node, *readers] if n in plan.steps)
-        if checked or node in plan.side_nodes:
+        if node.checked or node.side:
             return True
-        if node in outputs:
-            return outputs[node].staging is not None or consumers.get(node, 0) != 0
-        return consumers.get(node, 0) != 1
+        if node.id in outputs:
+            return outputs[node.id].staging or node.consumers != 0
+        return node.consumers != 1
 
-    def _compute(self, con: duckdb.DuckDBPyConnection, plan: Plan, node: str,
+    def _compute(self, con: duckdb.DuckDBPyConnection, file: str | None, node: NodeSpec,
                  result: RunResult, materialize: bool) -> StepStat:
         t0 = time.perf_counter()
+        what = "source" if node.source else "step"
         try:
-            ctes = plan.node_ctes(node)
-            for name, query in ctes[:-1]:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {query.sql('duckdb')}")
-            sql = ctes[-1][1].sql(dialect="duckdb")
+            for name, sql in node.ctes[:-1]:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
+            sql = node.ctes[-1][1]
             if materialize:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node)} AS {sql}")
-                rows = con.execute(f"SELECT count(*) FROM {q(node)}").fetchall()[0][0]
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node.id)} AS {sql}")
+                rows = con.execute(f"SELECT count(*) FROM {q(node.id)}").fetchall()[0][0]
             else:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(node)} AS {sql}")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(node.id)} AS {sql}")
                 rows = None
         except duckdb.Error as e:
-            what = "source" if node in plan.sources else "step"
-            raise ExecutionError(Problem(f"{what} '{node}' failed: {engine_message(e)}",
-                                         file=plan.pipeline.file,
-                                         step=node if what == "step" else None,
+            raise ExecutionError(Problem(f"{what} '{node.id}' failed: {engine_message(e)}",
+                                         file=file, step=node.id if what == "step" else None,
                                          kind="execution")) from None
-        checks = plan.sources[node].checks if node in plan.sources else (
-            plan.steps[node].checks if node in plan.steps else [])
-        for check in checks:
+        for check in node.checks:
             try:
-                res = run_check(con, node, check)
+                res = run_check(con, node.id, check)
             except duckdb.Error as e:
-                what = "source" if node in plan.sources else "step"
-                raise ExecutionError(Problem(f"{what} '{node}': check '{check.name}' cannot run: "
-                                             f"{engine_message(e)}", file=plan.pipeline.file,
-                                             step=node, kind="execution")) from None
+                raise ExecutionError(Problem(f"{what} '{node.id}': check '{check.name}' cannot "
+                                             f"run: {engine_message(e)}", file=file,
+                                             step=node.id, kind="execution")) from None
             result.checks.append(res)
             if res.failed_rows and check.on_fail == "error":
-                what = "source" if node in plan.sources else "step"
-                raise ExecutionError(Problem(check_failure_message(res, what),
-                                             file=plan.pipeline.file, step=node,
-                                             kind="execution"))
-        return StepStat(node=node, rows=None if rows is None else int(rows),
+                raise ExecutionError(Problem(check_failure_message(res, what), file=file,
+                                             step=node.id, kind="execution"))
+        return StepStat(node=node.id, rows=None if rows is None else int(rows),
                         seconds=time.perf_counter() - t0)
 
-    def write_output(self, con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
+    def write_output(self, con: duckdb.DuckDBPyConnection, spec: RunSpec, out: OutputSpec,
                      streamed: bool = False) -> OutputResult:
         t0 = time.perf_counter()
+        file = spec.pipeline.file
         if out.staging:
             from builder.warehouse import write_staging
 
-            return write_staging(con, plan, out, self._run_started)
-        assert out.path is not None
-        target = plan.pipeline.resolve(out.path)
-        fmt = out.resolved_format or "parquet"
-        relation = f"SELECT * FROM {q(out.step)}"
-        query = plan.steps[out.step].query if out.step in plan.steps else None
-        if query is not None and query.args.get("order") is not None:
-            # Tables do not keep row order (preserve_insertion_order is off for speed): an
-            # ordered step is written from its own query, over its already computed inputs.
-            relation = query.sql(dialect="duckdb")
+            assert spec.plan is not None, "staging outputs are written from a plan"
+            return write_staging(con, spec.plan, spec.models[out.step], self._run_started)
+        assert out.target is not None
+        # Tables do not keep row order (preserve_insertion_order is off for speed): an ordered
+        # step is written from its own query, over its already computed inputs.
+        relation = out.ordered_sql or f"SELECT * FROM {q(out.step)}"
         try:
-            rows = write_file(con, relation, target, fmt)
+            rows = write_file(con, relation, out.target, out.format)
         except duckdb.Error as e:
             if streamed and not isinstance(e, (duckdb.IOException, duckdb.PermissionException)):
                 # The step itself runs during the write: its failure is the step's.
                 raise ExecutionError(Problem(f"step '{out.step}' failed: {engine_message(e)}",
-                                             file=plan.pipeline.file, step=out.step,
+                                             file=file, step=out.step,
                                              kind="execution")) from None
             raise ExecutionError(f"output '{out.step}': cannot write '{out.path}': "
-                                 f"{engine_message(e)}", file=plan.pipeline.file) from None
+                                 f"{engine_message(e)}", file=file) from None
         except OSError as e:
             raise ExecutionError(f"output '{out.step}': cannot write '{out.path}': "
-                                 f"{e.strerror or e}.", file=plan.pipeline.file) from None
-        return OutputResult(output=out.step, target=target, rows=rows,
+                                 f"{e.strerror or e}.", file=file) from None
+        return OutputResult(output=out.step, target=out.target, rows=rows,
                             seconds=time.perf_counter() - t0)
 
     # ---- previews ------------------------------------------------------------------------
@@ -380,6 +355,3 @@ class DuckDBEngine(Engine):
         with Previewer(engine=self) as pv:
             return pv.preview(plan, node, limit=limit)
 
-
-def relation_sql(query: exp.Query) -> str:
-    return query.sql(dialect="duckdb")

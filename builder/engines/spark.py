@@ -290,7 +290,8 @@ def _strftime_to_java(fmt: str) -> str | None:
 
 def _sniff(path: str) -> dict[str, Any]:
     """DuckDB's CSV sniffer result for a local file (delimiter, header, formats...)."""
-    from builder.engines.duckdb import connect, sandbox_dirs_for_paths
+    from builder.engines.duckdb import connect
+    from builder.sandbox import sandbox_dirs_for_paths
 
     con = connect(sandbox_dirs_for_paths([path]))
     try:
@@ -537,8 +538,8 @@ class SparkEngine(Engine):
 
     def _raw_schema(self, plan: Plan, sid: str) -> tuple[ColumnInfo, ...] | None:
         """Schema of a source's raw read (before catalog stages), as DuckDB sees it."""
-        from builder.engines.duckdb import sandbox_dirs_for_paths
-        from builder.schema import describe_source, file_identity
+        from builder.sandbox import file_identity, sandbox_dirs_for_paths
+        from builder.schema import describe_source
 
         sp = plan.sources[sid]
         if sp.read is None:
@@ -633,7 +634,7 @@ class SparkEngine(Engine):
             if self.record:
                 from builder.engines.duckdb import record_run_safely
 
-                record_run_safely(plan, result, error, self.name, started_at)
+                record_run_safely(plan.pipeline, plan, result, error, self.name, started_at)
         return result
 
     def _references(self, plan: Plan, needed: list[str],

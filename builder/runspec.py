@@ -1,0 +1,132 @@
+"""What a DuckDB run executes, as plain data: the SQL of every node, its checks, the outputs.
+
+A ``Plan`` holds sqlglot trees, the networkx graph and the pydantic-validated pipeline; the
+DuckDB engine needs none of them to run, only the SQL text and a few facts about the graph.
+``RunSpec.from_plan`` renders them once. The spec is also what the run cache stores
+(``builder.runcache``), so an unchanged pipeline runs without importing sqlglot, networkx or
+pydantic. This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from builder.compiler import Plan
+    from builder.model import Output
+
+
+@dataclass(frozen=True)
+class PipelineRef:
+    """Who is running: what the run lock and the run history need of a pipeline."""
+
+    name: str
+    file: str | None
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self.file) if self.file else None
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    name: str
+    on_fail: str
+    failing_sql: str  # DuckDB SQL selecting the offending rows
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    id: str
+    source: bool
+    ctes: list[tuple[str, str]]  # (name, DuckDB SQL): read stages of a source, then the node
+    checks: list[CheckSpec]
+    consumers: int  # nodes reading this one
+    checked: bool  # the node or a step reading it has checks (they query it: keep a table)
+    side: bool  # a side result such as '<step>.rejected'
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    step: str
+    path: str | None  # as written in the pipeline (for messages)
+    target: str | None  # resolved file path; None for a staging table
+    format: str
+    ordered_sql: str | None  # the step's own query when it sorts (tables keep no order)
+    staging: bool
+
+
+@dataclass
+class RunSpec:
+    pipeline: PipelineRef
+    nodes: list[NodeSpec]
+    outputs: list[OutputSpec]
+    sandbox_dirs: list[str]  # folders the run may read and write
+    warnings: list[str] = field(default_factory=list)
+    # Only a spec made from a plan in this process has these: staging outputs need the plan
+    # (schema, lineage, docs) to be written and registered, so such specs are never cached.
+    plan: Plan | None = None
+    models: dict[str, Output] = field(default_factory=dict)
+
+    @property
+    def steps_total(self) -> int:
+        return sum(1 for n in self.nodes if not n.source)
+
+    @property
+    def cacheable(self) -> bool:
+        return not any(o.staging for o in self.outputs)
+
+    @classmethod
+    def from_plan(cls, plan: Plan, outputs: dict[str, Output] | None = None) -> RunSpec:
+        from builder.engines.duckdb import sandbox_dirs
+
+        outputs = plan.pipeline.outputs if outputs is None else outputs
+        pipeline = plan.pipeline
+        nodes = []
+        for n in plan.needed_for(list(outputs)):
+            successors = list(plan.graph.successors(n))
+            readers = [s for s in successors if s in plan.steps]
+            checks = plan.sources[n].checks if n in plan.sources else (
+                plan.steps[n].checks if n in plan.steps else [])
+            nodes.append(NodeSpec(
+                id=n, source=n in plan.sources,
+                ctes=[(name, q.sql(dialect="duckdb")) for name, q in plan.node_ctes(n)],
+                checks=[CheckSpec(c.name, c.on_fail, c.failing.sql(dialect="duckdb"))
+                        for c in checks],
+                consumers=len(successors),
+                checked=any(plan.steps[x].checks for x in [n, *readers] if x in plan.steps),
+                side=n in plan.side_nodes))
+        outs = []
+        for out in outputs.values():
+            query = plan.steps[out.step].query if out.step in plan.steps else None
+            ordered = query is not None and query.args.get("order") is not None
+            outs.append(OutputSpec(
+                step=out.step, path=out.path,
+                target=pipeline.resolve(out.path) if out.path else None,
+                format=out.resolved_format or "parquet",
+                ordered_sql=query.sql(dialect="duckdb") if ordered and query else None,
+                staging=out.staging is not None))
+        return cls(pipeline=PipelineRef(pipeline.name, pipeline.file),
+                   nodes=nodes, outputs=outs, sandbox_dirs=sandbox_dirs(plan),
+                   warnings=[str(p) for p in plan.warnings], plan=plan,
+                   models={o.step: o for o in outputs.values()})
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.cacheable:
+            raise ValueError("a run with staging outputs needs its plan; it is not stored")
+        data = asdict(self)
+        data.pop("plan")
+        data.pop("models")
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        return cls(
+            pipeline=PipelineRef(**data["pipeline"]),
+            nodes=[NodeSpec(**{**n, "ctes": [tuple(c) for c in n["ctes"]],
+                               "checks": [CheckSpec(**c) for c in n["checks"]]})
+                   for n in data["nodes"]],
+            outputs=[OutputSpec(**o) for o in data["outputs"]],
+            sandbox_dirs=list(data["sandbox_dirs"]), warnings=list(data["warnings"]))
