@@ -53,6 +53,8 @@ def _label(r: VariantResult) -> str:
         return "dockyard --no-cache"
     if r.variant == "dockyard" and r.runs:
         cached = sum(m.cached for m in r.runs)
+        if cached == 0:
+            return "dockyard (planned afresh)"
         return "dockyard" + (" (plan from the run cache)" if cached == len(r.runs) else
                              f" ({cached} of {len(r.runs)} runs from the run cache)")
     return r.variant

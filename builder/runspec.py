@@ -44,7 +44,7 @@ class NodeSpec:
     ctes: list[tuple[str, str]]  # (name, DuckDB SQL): read stages of a source, then the node
     checks: list[CheckSpec]
     consumers: int  # nodes reading this one
-    checked: bool  # the node or a step reading it has checks (they query it: keep a table)
+    checked: bool  # a check queries this node (keep it as a table: computed once)
     side: bool  # a side result such as '<step>.rejected'
 
 
@@ -80,23 +80,32 @@ class RunSpec:
 
     @classmethod
     def from_plan(cls, plan: Plan, outputs: dict[str, Output] | None = None) -> RunSpec:
+        from sqlglot import exp
+
         from builder.engines.duckdb import sandbox_dirs
 
         outputs = plan.pipeline.outputs if outputs is None else outputs
         pipeline = plan.pipeline
-        nodes = []
-        for n in plan.needed_for(list(outputs)):
-            successors = list(plan.graph.successors(n))
-            readers = [s for s in successors if s in plan.steps]
-            checks = plan.sources[n].checks if n in plan.sources else (
+        needed = plan.needed_for(list(outputs))
+
+        def checks_of(n: str) -> list[Any]:
+            return plan.sources[n].checks if n in plan.sources else (
                 plan.steps[n].checks if n in plan.steps else [])
+
+        # The tables the checks actually query (a step's own, or its inputs, as expect's do).
+        checked = {t.name for n in needed for c in checks_of(n)
+                   for t in c.failing.find_all(exp.Table)}
+        nodes = []
+        for n in needed:
+            successors = list(plan.graph.successors(n))
+            checks = checks_of(n)
             nodes.append(NodeSpec(
                 id=n, source=n in plan.sources,
                 ctes=[(name, q.sql(dialect="duckdb")) for name, q in plan.node_ctes(n)],
                 checks=[CheckSpec(c.name, c.on_fail, c.failing.sql(dialect="duckdb"))
                         for c in checks],
                 consumers=len(successors),
-                checked=any(plan.steps[x].checks for x in [n, *readers] if x in plan.steps),
+                checked=n in checked,
                 side=n in plan.side_nodes))
         outs = []
         for out in outputs.values():

@@ -89,6 +89,42 @@ def test_set_overrides_param(tmp_path, capsys):
     assert "[3/3] step daily: streamed into its output" in out and "wrote daily: 1 rows" in out
 
 
+EXPECTED = """\
+    version: 1
+    name: t
+    sources:
+      clicks: {path: '{DATA}/clicks.csv'}
+    steps:
+      - id: picked
+        pattern: select
+        inputs: [clicks]
+        params: {columns: [user_id, amount]}
+      - id: checked
+        pattern: expect
+        inputs: [picked]
+        params: {checks: [{not_null: [user_id]}, {expression: "amount IS NULL OR amount > LIMIT_"}]}
+    outputs:
+      checked: {path: out/checked.parquet}
+"""
+
+
+@pytest.mark.parametrize("limit", [-1, 1000])
+def test_only_what_checks_query_is_stored_as_a_table(tmp_path, capsys, limit):
+    # expect's checks query its input: 'picked' becomes a table, counted once; 'checked' (a
+    # plain copy of it) is streamed into its file instead of being stored a second time.
+    f = _write(tmp_path, EXPECTED.replace("LIMIT_", str(limit)))
+    code = main(["run", str(f)])
+    out, err = capsys.readouterr()
+    assert "step picked: 6 rows" in out
+    if limit < 0:
+        assert code == 0, err
+        assert "step checked: streamed into its output" in out and "wrote checked: 6 rows" in out
+    else:  # a failing check still stops the run before anything is written
+        assert code == 1
+        assert "check 'expression(amount IS NULL OR amount > 1000)' failed on" in err
+        assert not (tmp_path / "out/checked.parquet").exists()
+
+
 def test_cli_exit_codes(tmp_path, capsys):
     good = _write(tmp_path, PIPELINE)
     assert main(["validate", str(good)]) == 0

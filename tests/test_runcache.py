@@ -140,6 +140,14 @@ def test_a_changed_csv_plans_again(proj, capsys):
     assert "source 'users'" in capsys.readouterr().err
 
 
+def test_a_missing_source_plans_again_and_says_so(proj, capsys):
+    _run(proj, capsys)
+    (proj.parent / "data/events.parquet").unlink()
+    assert main(["run", str(proj)]) == 2
+    err = capsys.readouterr().err
+    assert "source 'events'" in err and "not found" in err
+
+
 def test_an_edited_pipeline_plans_again(proj, capsys):
     _run(proj, capsys)
     proj.write_text(proj.read_text(encoding="utf-8").replace("as: total", "as: amount_sum"),
