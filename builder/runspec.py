@@ -125,10 +125,10 @@ class RunSpec:
     def to_json(self) -> dict[str, Any]:
         if not self.cacheable:
             raise ValueError("a run with staging outputs needs its plan; it is not stored")
-        data = asdict(self)
-        data.pop("plan")
-        data.pop("models")
-        return data
+        # Field by field: asdict(self) would deep-copy the plan (sqlglot trees, the graph).
+        return {"pipeline": asdict(self.pipeline), "nodes": [asdict(n) for n in self.nodes],
+                "outputs": [asdict(o) for o in self.outputs],
+                "sandbox_dirs": list(self.sandbox_dirs), "warnings": list(self.warnings)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
