@@ -85,7 +85,7 @@ def prewarm(dir_sets: Iterable[Iterable[str]]) -> threading.Thread:
         for dirs in sets:
             try:
                 _database(dirs)
-            except duckdb.Error:
+            except Exception:  # noqa: BLE001 - best effort: the real call reports it, no traceback
                 return
 
     thread = threading.Thread(target=work, name="dockyard-prewarm", daemon=True)
