@@ -168,3 +168,16 @@ def test_a_database_asked_for_while_it_opens_is_opened_once(monkeypatch):
         assert opened == [tuple(dirs)]
     finally:
         cur.close()
+
+
+def test_a_failed_background_open_prints_nothing_and_the_real_call_reports_it(
+        monkeypatch, capsys):
+    def broken(key):
+        raise RuntimeError("no database today")
+
+    monkeypatch.setattr(sandbox, "_open", broken)
+    dirs = ["/nonexistent-dockyard-broken-dir/"]
+    sandbox.prewarm([dirs]).join(timeout=60)
+    assert capsys.readouterr().err == ""  # no traceback from the thread
+    with pytest.raises(RuntimeError, match="no database today"):
+        sandbox.sandboxed_cursor(dirs)
