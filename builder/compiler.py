@@ -718,4 +718,4 @@ def step_relation(plan_: Plan, node: str) -> Relation:
 
 
 __all__ = ["Plan", "StepPlan", "SourcePlan", "plan", "compile_pipeline", "read_query",
-           "ColumnInfo", "engine_message"]
+           "ColumnInfo"]

@@ -25,10 +25,10 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from builder.compiler import Plan, engine_message, source_key
+from builder.compiler import Plan, source_key
 from builder.engines.base import PreviewResult
 from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
-from builder.errors import ExecutionError, Problem
+from builder.errors import ExecutionError, Problem, engine_message
 from builder.sandbox import file_identity
 from patterns.base import col, ident
 

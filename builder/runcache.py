@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from builder.runspec import RunSpec
-from builder.sandbox import file_identity, sandbox_dirs_for_paths, sandboxed_cursor
+from builder.sandbox import describe, file_identity, sandbox_dirs_for_paths
 
 if TYPE_CHECKING:
     from builder.compiler import Plan
@@ -145,9 +145,5 @@ def _source_unchanged(src: dict[str, Any]) -> bool:
         return True
     if src["format"] != "parquet" or not identity or any(size == 0 for _, size, _ in identity):
         return False
-    con = sandboxed_cursor(sandbox_dirs_for_paths([src["path"]]))
-    try:
-        rows = con.execute(f"DESCRIBE {src['describe']}").fetchall()
-    finally:
-        con.close()
-    return [[str(r[0]), str(r[1])] for r in rows] == src["schema"]
+    schema = describe(src["describe"], sandbox_dirs_for_paths([src["path"]]))
+    return [list(c) for c in schema] == src["schema"]

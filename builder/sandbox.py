@@ -72,6 +72,17 @@ def sandboxed_cursor(allowed_dirs: Iterable[str]) -> duckdb.DuckDBPyConnection:
     return _database(allowed_dirs).cursor()
 
 
+def describe(read_sql: str, allowed_dirs: Iterable[str]) -> list[tuple[str, str]]:
+    """(name, type) of each column a source's read query gives; DuckDB reads only file
+    metadata (Parquet footers) or a sniffed sample (CSV)."""
+    con = sandboxed_cursor(allowed_dirs)
+    try:
+        rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
+    finally:
+        con.close()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
 def prewarm(dir_sets: Iterable[Iterable[str]]) -> threading.Thread:
     """Open the databases for these sets of allowed folders in a background thread.
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from sqlglot import exp
 
-from builder.sandbox import sandboxed_cursor
+from builder.sandbox import describe, sandboxed_cursor
 from patterns.base import ColumnInfo, ident
 
 Schema = tuple[ColumnInfo, ...]
@@ -82,12 +82,7 @@ def describe_source(read_sql: str, key: tuple[object, ...], allowed_dirs: list[s
     hit = cached_source_schema(key)
     if hit is not None:
         return hit
-    con = sandboxed_cursor(allowed_dirs)
-    try:
-        rows = con.execute(f"DESCRIBE {read_sql}").fetchall()
-    finally:
-        con.close()
-    schema = tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
+    schema = tuple(ColumnInfo(n, t) for n, t in describe(read_sql, allowed_dirs))
     remember_source_schema(key, schema)
     return schema
 

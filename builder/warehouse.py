@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from builder.errors import ExecutionError, Problem
+from builder.engines.duckdb import q, write_file
+from builder.errors import ExecutionError, Problem, engine_message
 from builder.project import Project, find_project
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ CREATE TABLE IF NOT EXISTS staging_tables (
     upstream JSON, mode VARCHAR, history VARCHAR, row_count BIGINT, last_success TIMESTAMP,
     last_run_id VARCHAR);
 """
-
-
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @contextmanager
@@ -83,7 +80,6 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
                   run_started: dt.datetime) -> OutputResult:
     """Write ``out.step``'s table into the staging table ``out.staging`` (atomic replace)."""
     from builder.engines.base import OutputResult
-    from builder.engines.duckdb import engine_message, write_file
 
     assert out.staging is not None
     t0 = time.perf_counter()

@@ -166,6 +166,20 @@ def test_changed_code_plans_again(proj, capsys, monkeypatch):
     assert CACHED not in _run(proj, capsys)
 
 
+@pytest.mark.parametrize("module", ["builder/runspec.py", "patterns/scd2.py"])
+def test_the_code_fingerprint_follows_every_module(module):
+    before = runcache.code_fingerprint()
+    assert runcache.code_fingerprint() == before
+    f = ROOT / module
+    st = f.stat()
+    try:  # an edited module (here: a newer mtime) is another version of the code
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert runcache.code_fingerprint() != before
+    finally:
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert runcache.code_fingerprint() == before
+
+
 def test_no_cache_flag_neither_reads_nor_writes(proj, capsys):
     assert CACHED not in _run(proj, capsys, "--no-cache")
     assert not runcache.entry_path(proj).exists()
