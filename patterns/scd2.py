@@ -19,7 +19,7 @@ the other input columns (values from the version's first snapshot), `valid_from`
 handled by one aggregate, without sorting its rows; the other keys need their rows sorted.
 Slowly changing data is mostly of the first kind (the benchmark's snapshots, with one key in
 five coming back to an old price, take a quarter less time than sorting every row); when most
-keys flip back and forth, the aggregate is wasted and the step takes about a third longer.
+keys flip back and forth, the aggregate is wasted and the step takes about 1.4 times as long.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     #    over their rows, which also reports a key repeated in a snapshot.
     # Measured on the benchmark's 2.9M snapshot rows (20% of keys take the second way), the
     # step alone: 1.1-1.3 s instead of 1.5-1.75 s. With every key flipping back every three
-    # days (3M rows): 2.4-2.8 s instead of 1.8-2.0 s (the aggregate is spent for nothing).
+    # days (3M rows): 2.1-2.9 s instead of 1.6-2.0 s (the aggregate is spent for nothing).
     snaps = _snapshots(ctx, ts)
     # The groups feed both ways: a CTE, so that DuckDB computes them once (it materialises a
     # CTE read twice; inlined, the aggregate ran twice). Named after the step, as sqlglot
