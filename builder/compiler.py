@@ -182,6 +182,20 @@ class Plan:
             need |= nx.ancestors(self.graph, t) | {t}
         return [n for n in self.order if n in need]
 
+    def reads(self, nodes: list[str]) -> dict[str, int]:
+        """How many times the queries of ``nodes`` read each table.
+
+        A node read twice by one step (a self-join, or scd2, which reads its input in both of
+        its ways) counts twice: an engine then stores it instead of computing it twice.
+        """
+        refs: dict[str, int] = {}
+        for node in nodes:
+            for name, query in self.node_ctes(node):
+                for t in query.find_all(exp.Table):
+                    if t.name and not t.args.get("db") and t.name != name:
+                        refs[t.name] = refs.get(t.name, 0) + 1
+        return refs
+
     def to_query(self, target: str, sources_as_tables: bool = False) -> exp.Query:
         """One query computing ``target``: a CTE per needed source and step."""
         nodes = self.needed_for([target])

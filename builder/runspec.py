@@ -43,7 +43,7 @@ class NodeSpec:
     source: bool
     ctes: list[tuple[str, str]]  # (name, DuckDB SQL): read stages of a source, then the node
     checks: list[CheckSpec]
-    consumers: int  # nodes reading this one
+    consumers: int  # times the other nodes' queries read this one
     checked: bool  # a check queries this node (keep it as a table: computed once)
     side: bool  # a side result such as '<step>.rejected'
 
@@ -95,16 +95,16 @@ class RunSpec:
         # The tables the checks actually query (a step's own, or its inputs, as expect's do).
         checked = {t.name for n in needed for c in checks_of(n)
                    for t in c.failing.find_all(exp.Table)}
+        reads = plan.reads(needed)
         nodes = []
         for n in needed:
-            successors = list(plan.graph.successors(n))
             checks = checks_of(n)
             nodes.append(NodeSpec(
                 id=n, source=n in plan.sources,
                 ctes=[(name, q.sql(dialect="duckdb")) for name, q in plan.node_ctes(n)],
                 checks=[CheckSpec(c.name, c.on_fail, c.failing.sql(dialect="duckdb"))
                         for c in checks],
-                consumers=len(successors),
+                consumers=reads.get(n, 0),
                 checked=n in checked,
                 side=n in plan.side_nodes))
         outs = []

@@ -89,6 +89,39 @@ def test_set_overrides_param(tmp_path, capsys):
     assert "[3/3] step daily: streamed into its output" in out and "wrote daily: 1 rows" in out
 
 
+SELF_JOIN = """\
+    version: 1
+    name: t
+    sources:
+      clicks: {path: '{DATA}/clicks.csv'}
+    steps:
+      - id: paid
+        pattern: filter
+        inputs: [clicks]
+        params: {where: "amount IS NOT NULL OR page = 'home'"}
+      - id: pairs
+        sql: |
+          SELECT a.user_id, count(*) AS pairs
+          FROM paid a JOIN paid b USING (user_id) GROUP BY ALL
+    outputs:
+      pairs: {path: out/pairs.parquet}
+"""
+
+
+def test_a_step_read_twice_by_one_step_is_computed_once(tmp_path, capsys):
+    # 'pairs' reads 'paid' twice: stored as a table (and counted) rather than computed twice.
+    f = _write(tmp_path, SELF_JOIN)
+    assert main(["run", str(f)]) == 0
+    assert "step paid: 6 rows" in capsys.readouterr().out
+    got = duckdb.sql(f"SELECT * FROM '{tmp_path}/out/pairs.parquet' ORDER BY ALL").fetchall()
+    want = duckdb.sql(f"""
+        WITH paid AS (SELECT * FROM read_csv('{DATA}/clicks.csv')
+                      WHERE amount IS NOT NULL OR page = 'home')
+        SELECT a.user_id, count(*) FROM paid a JOIN paid b USING (user_id)
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert got == want and got
+
+
 EXPECTED = """\
     version: 1
     name: t

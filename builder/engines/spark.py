@@ -437,10 +437,6 @@ def _rename_tables(query: exp.Query, names: dict[str, str]) -> exp.Query:
     return out
 
 
-def _table_refs(query: exp.Query) -> list[str]:
-    return [t.name for t in query.find_all(exp.Table) if not t.args.get("db")]
-
-
 class SparkEngine(Engine):
     """Runs plans on Spark with DuckDB's results (see the module docstring).
 
@@ -640,12 +636,7 @@ class SparkEngine(Engine):
     def _references(self, plan: Plan, needed: list[str],
                     outputs: dict[str, Output]) -> dict[str, int]:
         """How many times each node is read (by other nodes' queries and by outputs)."""
-        refs: dict[str, int] = {}
-        for node in needed:
-            for name, query in plan.node_ctes(node):
-                for t in _table_refs(query):
-                    if t != name:
-                        refs[t] = refs.get(t, 0) + 1
+        refs = plan.reads(needed)
         for out in outputs.values():
             refs[out.step] = refs.get(out.step, 0) + 1
         return refs
