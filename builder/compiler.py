@@ -182,6 +182,12 @@ class Plan:
             need |= nx.ancestors(self.graph, t) | {t}
         return [n for n in self.order if n in need]
 
+    def checks(self, node: str) -> list[Check]:
+        """The data checks of a source (catalog expectations) or step (its pattern's)."""
+        if node in self.sources:
+            return self.sources[node].checks
+        return self.steps[node].checks if node in self.steps else []
+
     def reads(self, nodes: list[str]) -> dict[str, int]:
         """How many times the queries of ``nodes`` read each table.
 

@@ -88,22 +88,17 @@ class RunSpec:
         pipeline = plan.pipeline
         needed = plan.needed_for(list(outputs))
 
-        def checks_of(n: str) -> list[Any]:
-            return plan.sources[n].checks if n in plan.sources else (
-                plan.steps[n].checks if n in plan.steps else [])
-
         # The tables the checks actually query (a step's own, or its inputs, as expect's do).
-        checked = {t.name for n in needed for c in checks_of(n)
+        checked = {t.name for n in needed for c in plan.checks(n)
                    for t in c.failing.find_all(exp.Table)}
         reads = plan.reads(needed)
         nodes = []
         for n in needed:
-            checks = checks_of(n)
             nodes.append(NodeSpec(
                 id=n, source=n in plan.sources,
                 ctes=[(name, q.sql(dialect="duckdb")) for name, q in plan.node_ctes(n)],
                 checks=[CheckSpec(c.name, c.on_fail, c.failing.sql(dialect="duckdb"))
-                        for c in checks],
+                        for c in plan.checks(n)],
                 consumers=reads.get(n, 0),
                 checked=n in checked,
                 side=n in plan.side_nodes))

@@ -49,7 +49,7 @@ RANK, FIRST, LAST, ROWS, DISTINCT, RANK_FIRST, RANK_LAST, PREV_LAST, NEXT_FIRST,
     f"{_P}{n}" for n in ("rank", "first", "last", "rows", "distinct", "rank_first", "rank_last",
                          "prev_last", "next_first", "complex"))
 BLOCK = 62  # snapshot ranks per bit mask (bits 0-61 of a BIGINT)
-GROUPS = f"{_P}groups"  # the CTE of (key, tracked values) groups, suffixed with the step
+SNAPS, GROUPS = f"{_P}snaps", f"{_P}groups"  # CTE names (suffixed with the step id)
 
 
 def _distinct_list(v: list[str]) -> list[str]:
@@ -109,15 +109,12 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     # Measured on the benchmark's 2.9M snapshot rows (20% of keys take the second way), the
     # step alone: 1.1-1.3 s instead of 1.5-1.75 s. With every key flipping back every three
     # days (3M rows): 2.1-2.9 s instead of 1.6-2.0 s (the aggregate is spent for nothing).
-    snaps = _snapshots(ctx, ts)
-    # The groups feed both ways: a CTE, so that DuckDB computes them once (it materialises a
-    # CTE read twice; inlined, the aggregate ran twice). Named after the step, as sqlglot
-    # hoists nested CTEs to the top of a Spark query, and apart from the input.
-    cte = next(n for n in (f"{GROUPS}_{ctx.step_id}", f"{GROUPS}_{ctx.step_id}_")
-               if n != ctx.input.name)
-    simple = _group_versions(p, ctx, cte, snaps, names)
+    # The snapshot list and the groups feed both ways: CTEs, so that DuckDB computes each once
+    # (it materialises a CTE read twice; inlined, the aggregate ran twice).
+    snaps, groups = _cte_name(SNAPS, ctx), _cte_name(GROUPS, ctx)
+    simple = _group_versions(p, ctx, groups, snaps, names)
     complex_keys = exp.select(*(col(k) for k in p.keys)).distinct().from_(
-        _table(cte, "g")).where(exp.EQ(this=col(COMPLEX), expression=_num(1)))
+        _table(groups, "g")).where(exp.EQ(this=col(COMPLEX), expression=_num(1)))
     rows = exp.select(*(col(c, "x") for c in names)).from_(ctx.input.table("x")).join(
         _sub(complex_keys, "c"), on=exp.and_(*(
             exp.NullSafeEQ(this=col(k, "x"), expression=col(k, "c")) for k in p.keys)))
@@ -127,7 +124,14 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
                       col("valid_to"),
                       alias(exp.Is(this=col("valid_to"), expression=exp.Null()),
                             "is_current")).from_(_sub(versions, "s")).with_(
-        ident(cte), as_=_groups(p, ctx, snaps))
+        ident(snaps), as_=_snapshots(ctx, ts)).with_(ident(groups), as_=_groups(p, ctx, snaps))
+
+
+def _cte_name(kind: str, ctx: BuildContext) -> str:
+    """A helper CTE's name: after the step, as sqlglot hoists nested CTEs to the top of a Spark
+    query (two scd2 steps must not collide), and never the input's name."""
+    return next(n for n in (f"{kind}_{ctx.step_id}", f"{kind}_{ctx.step_id}_")
+                if n != ctx.input.name)
 
 
 def _num(n: int) -> exp.Expr:
@@ -140,8 +144,7 @@ def _table(name: str, alias_: str) -> exp.Table:
 
 def _data(p: Params, names: list[str]) -> list[str]:
     """The input columns in output order: keys, tracked, the others, then the snapshot time."""
-    ts = p.snapshot_time
-    return [*p.keys, *p.tracked, *_others(p, names), ts]
+    return [*p.keys, *p.tracked, *_others(p, names), p.snapshot_time]
 
 
 def _others(p: Params, names: list[str]) -> list[str]:
@@ -164,7 +167,7 @@ def _snapshots(ctx: BuildContext, ts: str) -> exp.Select:
     ).from_(_sub(times, "d"))
 
 
-def _groups(p: Params, ctx: BuildContext, snaps: exp.Select) -> exp.Select:
+def _groups(p: Params, ctx: BuildContext, snaps: str) -> exp.Select:
     """One row per key and tracked values: its first and last snapshot, and whether its key
     needs the ordered pass (``COMPLEX`` = 1).
 
@@ -188,7 +191,7 @@ def _groups(p: Params, ctx: BuildContext, snaps: exp.Select) -> exp.Select:
         alias(exp.Anonymous(this="bit_count", expressions=[exp.BitwiseOrAgg(this=bit)]),
               DISTINCT),
     ).from_(ctx.input.table("i")).join(
-        _sub(snaps.copy(), "r"),
+        _table(snaps, "r"),
         on=exp.EQ(this=col(p.snapshot_time, "i"), expression=col(SNAP, "r"))).group_by(
         *(col(c, "i") for c in group_cols), block)
     merged = exp.select(
@@ -204,9 +207,10 @@ def _groups(p: Params, ctx: BuildContext, snaps: exp.Select) -> exp.Select:
         return exp.Window(this=func, partition_by=[col(k) for k in p.keys],
                           order=_ts_order(FIRST) if ordered else None)
 
-    keyed = exp.select(exp.Star(), alias(over_key(exp.Lag(this=col(LAST))), PREV_LAST),
-                       alias(over_key(exp.Lead(this=col(FIRST))), NEXT_FIRST)).from_(
+    keyed = exp.select(exp.Star(), alias(over_key(exp.Lag(this=col(LAST))), PREV_LAST)).from_(
         _sub(merged, "m"))
+    if not p.invalidate_hard_deletes:  # a version then ends where the key's next one starts
+        keyed = keyed.select(alias(over_key(exp.Lead(this=col(FIRST))), NEXT_FIRST))
     span = exp.Add(this=exp.Sub(this=col(RANK_LAST), expression=col(RANK_FIRST)),
                    expression=_num(1))
     broken = exp.or_(exp.NEQ(this=col(ROWS), expression=col(DISTINCT)),
@@ -217,7 +221,7 @@ def _groups(p: Params, ctx: BuildContext, snaps: exp.Select) -> exp.Select:
                                         COMPLEX)).from_(_sub(keyed, "k"))
 
 
-def _group_versions(p: Params, ctx: BuildContext, groups: str, snaps: exp.Select,
+def _group_versions(p: Params, ctx: BuildContext, groups: str, snaps: str,
                     names: list[str]) -> exp.Select:
     """The versions of the keys whose groups are unbroken runs (from the CTE ``groups``): one
     per group."""
@@ -233,7 +237,7 @@ def _group_versions(p: Params, ctx: BuildContext, groups: str, snaps: exp.Select
                        alias(col(FIRST, "g"), "valid_from"), alias(valid_to, "valid_to")).from_(
         _table(groups, "g"))
     if p.invalidate_hard_deletes:
-        query = query.join(_sub(snaps.copy(), "e"), join_type="left",
+        query = query.join(_table(snaps, "e"), join_type="left",
                            on=exp.EQ(this=col(SNAP, "e"), expression=col(LAST, "g")))
     if others:
         # The other columns come from the version's first snapshot: the key's only row there.
@@ -243,7 +247,7 @@ def _group_versions(p: Params, ctx: BuildContext, groups: str, snaps: exp.Select
     return query.where(exp.EQ(this=col(COMPLEX, "g"), expression=_num(0)))
 
 
-def _row_versions(p: Params, names: list[str], src: exp.Expr, snaps: exp.Select) -> exp.Select:
+def _row_versions(p: Params, names: list[str], src: exp.Expr, snaps: str) -> exp.Select:
     """The versions of the keys in ``src`` (aliased ``i``) by one ordered pass over their rows.
 
     Also fails on a key repeated in a snapshot, naming it.
@@ -273,7 +277,7 @@ def _row_versions(p: Params, names: list[str], src: exp.Expr, snaps: exp.Select)
             alias(over_key(exp.Lead(this=col(ts))), NEXT_TS),
             *(alias(over_key(exp.Lead(this=col(c))), _next(i)) for i, c in enumerate(p.tracked)),
             col(PREV_SNAP, "n"), col(NEXT_SNAP, "n")).join(
-            _sub(snaps.copy(), "n"), on=exp.EQ(this=col(ts, "i"), expression=col(SNAP, "n")))
+            _table(snaps, "n"), on=exp.EQ(this=col(ts, "i"), expression=col(SNAP, "n")))
     # 2. A row starts a version: first row of the key, a tracked value changed, or (hard
     #    deletes) the key was missing from the snapshot before. With hard deletes a row also
     #    ends its version when the key's next row starts one or is not in the next snapshot.

@@ -17,6 +17,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlglot import exp, parse_one
 
 from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
@@ -60,26 +61,29 @@ def reference(rows: list[Row], hard: bool) -> list[Row]:
     return out
 
 
-def run_scd2(folder: Path, rows: list[Row], hard: bool) -> list[Row]:
+def scd2_pipeline(folder: Path, rows: list[Row], hard: bool) -> Pipeline:
+    """An scd2 step (keys id, tracked tier) over ``rows``, written to ``folder``/t.parquet."""
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute("CREATE TABLE t (snap DATE, id INTEGER, tier VARCHAR, note VARCHAR)")
     if rows:
         con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", rows)
     con.execute("COPY t TO ? (FORMAT parquet)", [str(folder / "t.parquet")])
+    con.close()
     step = Step(id="history", pattern="scd2", inputs=["t"],
                 params={"keys": ["id"], "tracked": ["tier"], "snapshot_time": "snap",
                         "invalidate_hard_deletes": hard})
-    p = Pipeline(name="scd", sources={"t": Source(id="t", path="t.parquet")}, steps=[step],
-                 outputs={"history": Output(step="history", path="out.parquet")},
-                 path=folder / "scd.yaml")
-    compiled = plan(p)
+    return Pipeline(name="scd", sources={"t": Source(id="t", path="t.parquet")}, steps=[step],
+                    outputs={"history": Output(step="history", path="out.parquet")},
+                    path=folder / "scd.yaml")
+
+
+def run_scd2(folder: Path, rows: list[Row], hard: bool) -> list[Row]:
+    compiled = plan(scd2_pipeline(folder, rows, hard))
     assert not compiled.errors, [str(e) for e in compiled.errors]
     DuckDBEngine(record=False).run(compiled)
-    got = con.execute("SELECT id, tier, note, valid_from, valid_to, is_current FROM "
-                      "read_parquet(?)", [str(folder / "out.parquet")]).fetchall()
-    con.close()
-    return got
+    return duckdb.sql(f"SELECT id, tier, note, valid_from, valid_to, is_current FROM "
+                      f"read_parquet('{folder / 'out.parquet'}')").fetchall()
 
 
 def _sorted(rows: list[Row]) -> list[Row]:
@@ -169,9 +173,6 @@ def test_a_repeat_and_a_gap_in_different_blocks_fails(hard, tmp_path):
 
 
 def test_two_scd2_steps_compile_to_one_spark_query_with_distinct_names(tmp_path):
-    import sqlglot
-    from sqlglot import exp
-
     con = duckdb.connect()
     con.execute("COPY (SELECT DATE '2024-01-01' AS snap, 1 AS id, 'a' AS tier, 'n' AS note) "
                 "TO ? (FORMAT parquet)", [str(tmp_path / "t.parquet")])
@@ -185,7 +186,29 @@ def test_two_scd2_steps_compile_to_one_spark_query_with_distinct_names(tmp_path)
                       path=tmp_path / "two.yaml"))
     assert not p.errors, [str(e) for e in p.errors]
     spark_sql = p.sql("both", dialect="spark")
-    names = [c.alias for c in sqlglot.parse_one(spark_sql, read="spark").find(exp.With)
-             .expressions]
+    names = [c.alias for c in parse_one(spark_sql, read="spark").find(exp.With).expressions]
     assert len(names) == len(set(names)), names
     assert {"__scd_groups_h1", "__scd_groups_h2"} <= set(names)
+
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_only_keys_with_broken_runs_are_sorted(hard, tmp_path):
+    # The groups CTE decides which keys skip the sort: those whose every value holds over one
+    # unbroken run of snapshots, once each.
+    rows: list[Row] = [(day(d), 1, "a", "n") for d in range(3)]  # never changes
+    rows += [(day(0), 2, "a", "n"), (day(1), 2, "b", "n"), (day(2), 2, "b", "n")]  # changes
+    rows += [(day(0), 3, "a", "n"), (day(1), 3, "b", "n"), (day(2), 3, "a", "n")]  # comes back
+    rows += [(day(0), 4, "a", "n"), (day(2), 4, "a", "n")]  # missing from snapshot 1
+    rows += [(day(0), 5, "a", "n"), (day(0), 5, "a", "m"), (day(2), 5, "a", "n")]  # repeated
+    compiled = plan(scd2_pipeline(tmp_path, rows, hard))
+    ctes = compiled.steps["history"].query.find(exp.With)
+    assert ctes is not None
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{tmp_path / 't.parquet'}')")
+    sorted_keys = con.execute(
+        "WITH " + ", ".join(c.sql(dialect="duckdb") for c in ctes.expressions)
+        + ' SELECT id, max("__scd_complex") FROM "__scd_groups_history" GROUP BY id ORDER BY id'
+    ).fetchall()
+    con.close()
+    assert sorted_keys == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 1)]

@@ -273,10 +273,10 @@ class DuckDBEngine(Engine):
         """Steps become tables; sources stay views (read once per consumer, as hand SQL does).
 
         With ``pipeline_steps``, only steps that need to be tables are: steps read more than
-        once (by two steps, or twice by one), steps that a check queries (expect's checks query its input, other patterns'
-        their own result), and staging outputs (the warehouse writer reads them more than
-        once). A step read by one step, or only by its output file, is streamed into it: COPY
-        runs its query once.
+        once (by two steps, or twice by one), steps that a check queries (expect's checks query
+        its input, other patterns' their own result), and staging outputs (the warehouse writer
+        reads them more than once). A step read by one step, or only by its output file, is
+        streamed into it: COPY runs its query once.
         """
         if node.source:
             return False

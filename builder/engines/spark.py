@@ -641,15 +641,10 @@ class SparkEngine(Engine):
             refs[out.step] = refs.get(out.step, 0) + 1
         return refs
 
-    def _checks(self, plan: Plan, node: str) -> list[Check]:
-        if node in plan.sources:
-            return plan.sources[node].checks
-        return plan.steps[node].checks if node in plan.steps else []
-
     def _compute(self, plan: Plan, node: str, df: DataFrame, refs: int, result: RunResult,
                  persisted: list[DataFrame]) -> StepStat:
         t0 = time.perf_counter()
-        checks = self._checks(plan, node)
+        checks = plan.checks(node)
         what = "source" if node in plan.sources else "step"
         rows: int | None = None
         try:
