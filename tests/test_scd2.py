@@ -1,15 +1,16 @@
-"""scd2 finds versions in two ways (an aggregate for keys whose values run unbroken, an ordered
-pass for the rest); both must give exactly what the pattern's docstring promises.
+"""scd2 reads versions off a bit per snapshot in each (key, values) group, 62 snapshots per
+BIGINT; it must give exactly what the pattern's docstring promises.
 
 The expected output comes from a plain-Python reading of that docstring (``reference``), on
 random snapshots with changes, values that come back, gaps, NULL keys and values, NULL times,
-other columns and repeated keys, and on hand-made cases that straddle the 62-snapshot blocks
-the aggregate counts in.
+other columns and repeated keys, short and long enough to cross the 62-snapshot blocks, and on
+hand-made cases at the block edges.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -111,17 +112,19 @@ _HISTORY = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", None])), min
                     max_size=9).map(lambda h: [("absent",) if v is None else (v,) for v in h])
 
 
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories=st.lists(_HISTORY, min_size=1, max_size=5),
        repeat=st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, 8))),
-       null_times=st.booleans(), hard=st.booleans())
-def test_random_snapshots_match_the_reference(histories, repeat, null_times, hard,
+       null_times=st.booleans(), hard=st.booleans(), stretch=st.sampled_from([1, 23]))
+def test_random_snapshots_match_the_reference(histories, repeat, null_times, hard, stretch,
                                               tmp_path_factory):
+    # stretch: each state of a history holds for that many snapshots; 23 makes histories of
+    # up to 207 snapshots, whose runs cross the 62-snapshot blocks of the bit masks.
     ids: list[Any] = [1, 2, None, 4, 5]
     rows: list[Row] = []
     for k, history in enumerate(histories):
-        for d, state in enumerate(history):
+        for d, state in enumerate(s for s in history for _ in range(stretch)):
             if state != ("absent",):
                 rows.append((day(d), ids[k], state[0], f"n{k}-{d}"))
     if repeat is not None and rows:
@@ -153,6 +156,10 @@ def test_histories_longer_than_one_block_of_snapshots(hard, tmp_path):
         if d != 100:
             rows.append((day(d), 2, "a" if d < 61 else "b", f"t{d}"))  # changes at a block edge
         rows.append((day(d), 3, "a" if d < 50 or d >= 90 else "b", f"u{d}"))  # comes back
+        # back within the first block, the second run crossing into the next block
+        rows.append((day(d), 4, "a" if d < 23 or d >= 46 else "b", f"w{d}"))
+        # two runs of 'a' inside the second block, neither at its edges
+        rows.append((day(d), 5, "a" if 70 <= d < 80 or 90 <= d < 100 else "b", f"x{d}"))
         if d % 2 == 0:
             rows.append((day(d), None, "odd", f"v{d}"))  # every other snapshot
     check(tmp_path, rows, hard)
@@ -192,23 +199,69 @@ def test_two_scd2_steps_compile_to_one_spark_query_with_distinct_names(tmp_path)
 
 
 
-@pytest.mark.parametrize("hard", [False, True])
-def test_only_keys_with_broken_runs_are_sorted(hard, tmp_path):
-    # The groups CTE decides which keys skip the sort: those whose every value holds over one
-    # unbroken run of snapshots, once each.
-    rows: list[Row] = [(day(d), 1, "a", "n") for d in range(3)]  # never changes
-    rows += [(day(0), 2, "a", "n"), (day(1), 2, "b", "n"), (day(2), 2, "b", "n")]  # changes
-    rows += [(day(0), 3, "a", "n"), (day(1), 3, "b", "n"), (day(2), 3, "a", "n")]  # comes back
-    rows += [(day(0), 4, "a", "n"), (day(2), 4, "a", "n")]  # missing from snapshot 1
-    rows += [(day(0), 5, "a", "n"), (day(0), 5, "a", "m"), (day(2), 5, "a", "n")]  # repeated
+def _step(tmp_path: Path, rows: list[Row], hard: bool) -> tuple[duckdb.DuckDBPyConnection,
+                                                                 exp.Query]:
+    """A connection with the input as view ``t``, and the scd2 step's query (reading ``t``)."""
     compiled = plan(scd2_pipeline(tmp_path, rows, hard))
-    ctes = compiled.steps["history"].query.find(exp.With)
-    assert ctes is not None
     con = duckdb.connect()
     con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{tmp_path / 't.parquet'}')")
-    sorted_keys = con.execute(
-        "WITH " + ", ".join(c.sql(dialect="duckdb") for c in ctes.expressions)
-        + ' SELECT id, max("__scd_complex") FROM "__scd_groups_history" GROUP BY id ORDER BY id'
-    ).fetchall()
+    return con, compiled.steps["history"].query
+
+
+def _ctes(query: exp.Query) -> str:
+    """The query's CTEs as a WITH clause."""
+    ctes = query.find(exp.With)
+    assert ctes is not None
+    return "WITH " + ", ".join(c.sql(dialect="duckdb") for c in ctes.expressions)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_runs_are_read_off_the_bits_of_each_group(hard, tmp_path):
+    # The runs CTE: each run of consecutive snapshots of a (key, values) group, as first and
+    # last snapshot rank. Groups with one run take the bit-count path, the others the join to
+    # the positions of their run starts.
+    rows: list[Row] = [(day(d), 1, "a", "n") for d in range(4)]  # one run
+    rows += [(day(d), 2, "a" if d in (0, 2, 3) else "b", "n") for d in range(4)]  # comes back
+    rows += [(day(d), 3, "a", "n") for d in (0, 2)]  # missing from snapshot 1 and 3
+    rows += [(day(d), 4, "a" if d % 2 else "b", "n") for d in range(4)]  # flips every time
+    con, step = _step(tmp_path, rows, hard)
+    runs = con.execute(_ctes(step) + ' SELECT id, tier, "__scd_r0", "__scd_r1" FROM '
+                       '"__scd_runs_history" ORDER BY ALL').fetchall()
     con.close()
-    assert sorted_keys == [(1, 0), (2, 0), (3, 1), (4, 1), (5, 1)]
+    assert runs == [(1, "a", 0, 3), (2, "a", 0, 0), (2, "a", 2, 3), (2, "b", 1, 1),
+                    (3, "a", 0, 0), (3, "a", 2, 2), (4, "a", 1, 1), (4, "a", 3, 3),
+                    (4, "b", 0, 0), (4, "b", 2, 2)]
+
+
+def _window_rows(con: duckdb.DuckDBPyConnection, query: str, profile: Path) -> list[int]:
+    """Rows that each WINDOW operator of ``query`` processed (DuckDB's JSON profile)."""
+    con.execute(f"SET enable_profiling='json'; SET profiling_output='{profile}'")
+    con.execute(query).fetchall()
+    con.execute("SET enable_profiling='no_output'")
+    found: list[int] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("name") == "WINDOW":
+            found.append(int(node["intermediate_rows"]))
+        for child in node.get("children", []):
+            walk(child)
+
+    for node in json.loads(profile.read_text())["operator"]:
+        walk(node)
+    return found
+
+
+@pytest.mark.parametrize("hard", [False, True])
+def test_snapshot_rows_are_never_sorted(hard, tmp_path):
+    # The point of the bits: only snapshots and runs (a few per key) are ever ordered, never
+    # the snapshot rows. 200 keys x 40 snapshots, each key changing twice and coming back.
+    rows: list[Row] = [(day(d), k, "a" if d < 10 or d >= 30 else "b", f"n{d}")
+                       for k in range(200) for d in range(40)]
+    con, step = _step(tmp_path, rows, hard)
+    versions = con.execute(f"SELECT count(*) FROM ({step.sql(dialect='duckdb')})").fetchall()
+    assert versions == [(600,)]
+    windows = _window_rows(con, f"SELECT * FROM ({step.sql(dialect='duckdb')})",
+                           tmp_path / "profile.json")
+    con.close()
+    assert windows, "expected the snapshot ranking to use a window"
+    assert max(windows) <= 600, windows  # at most one row per run, not 8,000 snapshot rows
