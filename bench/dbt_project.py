@@ -33,7 +33,8 @@ MODELS: dict[str, dict[str, str]] = {
             LEFT JOIN read_parquet('{data}/users.parquet') u USING (user_id)
             GROUP BY ALL""",
         "pipeline_a": """
-            {{ config(materialized='external', location='{out}') }}
+            {{ config(materialized='external', location='{out}',
+                      options={'compression': 'zstd', 'compression_level': 1}) }}
             SELECT user_id, country, day, events, sessions,
                    sum(events) OVER w AS events_7d, sum(sessions) OVER w AS sessions_7d
             FROM {{ ref('a_daily') }}
@@ -68,7 +69,8 @@ MODELS: dict[str, dict[str, str]] = {
                                  THEN last_seen + 1 END) AS valid_to
             FROM runs""",
         "pipeline_b": """
-            {{ config(materialized='external', location='{out}') }}
+            {{ config(materialized='external', location='{out}',
+                      options={'compression': 'zstd', 'compression_level': 1}) }}
             SELECT o.order_id, o.user_id, o.product_id, o.ordered_at, o.quantity, o.amount,
                    v.category, v.price AS unit_price, round(o.quantity * v.price, 2) AS list_value
             FROM read_parquet('{data}/orders.parquet') o

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from builder.catalog_browse import describe, entries
 from builder.errors import CompileError, ConfigError, did_you_mean
 from builder.project import Project, find_project
 
@@ -41,6 +40,10 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    # Imported here: it loads the pipeline model, which every other command (a cached
+    # 'dockyard run' among them) would otherwise pay for at start-up (~25 ms).
+    from builder.catalog_browse import describe, entries
+
     project = _project(args)
     from builder.catalog import load_catalog
 

@@ -35,4 +35,4 @@ WHERE user_id IS NULL OR day IS NULL OR events < 1 OR NOT (events_7d >= events);
 SELECT CASE WHEN count(*) > 0 THEN error('check failed: unique(user_id, day)') END
 FROM (SELECT user_id, day FROM result GROUP BY ALL HAVING count(*) > 1);
 
-COPY result TO '{out}' (FORMAT parquet, COMPRESSION zstd);
+COPY result TO '{out}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1);

@@ -36,4 +36,4 @@ COPY (
     LEFT JOIN versions v
       ON o.product_id = v.product_id AND o.ordered_at >= v.valid_from
      AND (v.valid_to IS NULL OR o.ordered_at < v.valid_to)
-) TO '{out}' (FORMAT parquet, COMPRESSION zstd);
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1);
