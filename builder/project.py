@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import ConfigError
-from builder.yamlio import loads
 
 PROJECT_FILE = "dockyard.yaml"
 WAREHOUSE_ENV = "DOCKYARD_WAREHOUSE"
@@ -71,6 +70,10 @@ def _warehouse(root: Path) -> Path:
         return Path(env).expanduser().resolve()
     cfg = root / PROJECT_FILE
     if cfg.is_file():
+        # Imported only here: YAML loads in ~30 ms, which a cached 'dockyard run' (no project
+        # file, no pipeline parsing) would otherwise pay at start-up.
+        from builder.yamlio import loads
+
         data = loads(cfg.read_text(encoding="utf-8"), file=str(cfg)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{cfg}: expected a mapping with 'warehouse:'.")

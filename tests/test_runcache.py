@@ -88,7 +88,7 @@ def test_second_run_reuses_the_plan_with_the_same_result(proj, capsys):
                                                 "[3/3] step checked"]
 
 
-def test_a_cached_run_imports_neither_sqlglot_networkx_pydantic_nor_the_model(proj, capsys):
+def test_a_cached_run_imports_no_sqlglot_networkx_pydantic_yaml_nor_the_model(proj, capsys):
     _run(proj, capsys)
     probe = textwrap.dedent(f"""
         import contextlib, io, sys
@@ -96,7 +96,8 @@ def test_a_cached_run_imports_neither_sqlglot_networkx_pydantic_nor_the_model(pr
         with contextlib.redirect_stdout(io.StringIO()) as out:
             code = main(['run', {str(proj)!r}])
         heavy = sorted(({{m.split('.')[0] for m in sys.modules}} | set(sys.modules))
-                       & {{'sqlglot', 'networkx', 'pydantic', 'patterns', 'builder.model'}})
+                       & {{'sqlglot', 'networkx', 'pydantic', 'patterns', 'yaml',
+                          'builder.model'}})
         print(code, '{CACHED}' in out.getvalue(), heavy)
     """)
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

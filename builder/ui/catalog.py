@@ -24,6 +24,7 @@ from builder.errors import PipelineError
 from builder.project import Project, find_project
 from builder.runs import readers
 from builder.ui import state
+from builder.ui.messages import action
 from builder.warehouse import run_history
 
 
@@ -74,8 +75,9 @@ def details(proj: Project, kind: str, name: str) -> None:
         meta.update(location=info.get("location"),
                     primary_key=", ".join(info.get("primary_key", [])) or "—")
     st.table(pd.DataFrame([meta]))
-    if st.button("Start a new pipeline from this table", key="dy_cat_new"):
-        _new_pipeline(proj, kind, name)
+    # A callback: it runs before the page radio is drawn, so it may switch the page.
+    st.button("Start a new pipeline from this table", key="dy_cat_new", on_click=_new_pipeline,
+              args=(proj, kind, name))
 
     tab_schema, tab_rows, tab_lineage, tab_runs = st.tabs(
         ["Schema & docs", "Sample rows", "Lineage", "Runs"])
@@ -139,6 +141,7 @@ def _lineage(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
         st.caption("Column lineage: `dockyard lineage " + name + ".COLUMN`.")
 
 
+@action
 def _new_pipeline(proj: Project, kind: str, name: str) -> None:
     path = new_pipeline_from(proj, kind, name)
     p = edit.new_pipeline(path.stem, state.pipelines_dir())
@@ -149,5 +152,4 @@ def _new_pipeline(proj: Project, kind: str, name: str) -> None:
     state.flash("info", f"New pipeline '{path.stem}' reading {kind} table '{name}'. Add steps "
                 "from the sidebar.")
     st.session_state["dy_page"] = "Builder"
-    st.rerun()
 

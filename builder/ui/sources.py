@@ -123,7 +123,7 @@ def _add_table(choice_key: str, id_key: str) -> None:
 
 def table_choices() -> list[str]:
     """'catalog:NAME' and 'staging:NAME' for every table the project's catalog knows."""
-    from builder.cli_catalog import entries
+    from builder.catalog_browse import entries
     from builder.project import find_project
 
     project = find_project(state.pipelines_dir() / "x.yaml")

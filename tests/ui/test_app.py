@@ -237,3 +237,12 @@ def test_catalog_page_browses_tables_and_starts_a_pipeline(tmp_path: Path, monke
     assert not at.exception
     p = pipeline(at)
     assert p.name == "from_users" and p.sources["users"].catalog == "users"
+    # The sidebar adds another catalog table to the new pipeline.
+    assert not errors(at) and at.session_state["dy_page"] == "Builder"  # the editor opens
+    at.radio(key="dy_src_how").set_value("Catalog").run()
+    tables = at.selectbox(key="dy_src_table")
+    assert "catalog:orders" in tables.options and "staging:sessions" in tables.options
+    tables.set_value("catalog:orders").run()
+    at.button(key="dy_src_add_table").click().run()
+    assert not at.exception and not errors(at)
+    assert pipeline(at).sources["orders"].catalog == "orders"
