@@ -92,7 +92,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     others = _others(p, names)
     out = exp.select(*(col(c, "v") for c in [*p.keys, *p.tracked]),
                      *(col(c, "o") for c in others), col("valid_from", "v"),
-                     col("valid_to", "v")).from_(_sub(versions, "v"))
+                     col("valid_to", "v")).from_(versions.subquery(ident("v")))
     if others:
         # The other columns come from the version's first snapshot: the key's only row there.
         out = out.join(ctx.input.table("o"), on=exp.and_(
@@ -102,7 +102,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     return exp.select(*(col(c) for c in _data(p, names) if c != ts), col("valid_from"),
                       col("valid_to"),
                       alias(exp.Is(this=col("valid_to"), expression=exp.Null()),
-                            "is_current")).from_(_sub(checked, "s")).with_(
+                            "is_current")).from_(checked.subquery(ident("s"))).with_(
         ident(snaps), as_=_snapshots(ctx, ts)).with_(
         ident(groups), as_=_groups(p, ctx, snaps)).with_(ident(runs), as_=_runs(p, groups, snaps))
 
@@ -112,14 +112,6 @@ def _cte_name(kind: str, ctx: BuildContext) -> str:
     query (two scd2 steps must not collide), and never the input's name."""
     return next(n for n in (f"{kind}_{ctx.step_id}", f"{kind}_{ctx.step_id}_")
                 if n != ctx.input.name)
-
-
-def _sub(query: exp.Query, name: str) -> exp.Subquery:
-    return exp.Subquery(this=query, alias=exp.TableAlias(this=ident(name)))
-
-
-def _num(n: int) -> exp.Expr:
-    return exp.Literal.number(n)
 
 
 def _table(name: str, alias_: str) -> exp.Table:
@@ -139,19 +131,23 @@ def _others(p: Params, names: list[str]) -> list[str]:
 def _ctz(x: exp.Expr) -> exp.Expr:
     """The position of the lowest set bit of ``x`` (> 0): bit_count((x & -x) - 1)."""
     lowest = exp.Paren(this=exp.BitwiseAnd(this=x.copy(), expression=exp.Neg(this=x.copy())))
-    return exp.Anonymous(this="bit_count", expressions=[exp.Sub(this=lowest, expression=_num(1))])
+    return exp.Anonymous(this="bit_count", expressions=[exp.Sub(this=lowest, expression=literal(1))])
 
 
 def _run_starts(mask: exp.Expr) -> exp.Expr:
     """Bits that start a run in ``mask``: set, with the bit below clear."""
-    return exp.Paren(this=exp.BitwiseAnd(this=mask.copy(), expression=exp.BitwiseNot(
-        this=exp.Paren(this=exp.BitwiseLeftShift(this=mask.copy(), expression=_num(1))))))
+    return _lone(mask, exp.BitwiseLeftShift)
 
 
 def _run_ends(mask: exp.Expr) -> exp.Expr:
     """Bits that end a run in ``mask``: set, with the bit above clear."""
+    return _lone(mask, exp.BitwiseRightShift)
+
+
+def _lone(mask: exp.Expr, shift: type[exp.Binary]) -> exp.Expr:
+    """``(mask & ~(mask SHIFT 1))``: the set bits whose neighbour on one side is clear."""
     return exp.Paren(this=exp.BitwiseAnd(this=mask.copy(), expression=exp.BitwiseNot(
-        this=exp.Paren(this=exp.BitwiseRightShift(this=mask.copy(), expression=_num(1))))))
+        this=exp.Paren(this=shift(this=mask.copy(), expression=literal(1))))))
 
 
 def _snapshots(ctx: BuildContext, ts: str) -> exp.Select:
@@ -163,15 +159,15 @@ def _snapshots(ctx: BuildContext, ts: str) -> exp.Select:
     ranked = exp.select(
         col(SNAP),
         alias(exp.Sub(this=exp.Window(this=exp.RowNumber(), order=order.copy()),
-                      expression=_num(1)), RANK),
+                      expression=literal(1)), RANK),
         alias(exp.Window(this=exp.Lead(this=col(SNAP)), order=order.copy()), NEXT_SNAP),
-    ).from_(_sub(times, "d"))
-    bit = exp.BitwiseLeftShift(this=exp.Cast(this=_num(1), to=exp.DataType.build("BIGINT")),
+    ).from_(times.subquery(ident("d")))
+    bit = exp.BitwiseLeftShift(this=exp.Cast(this=literal(1), to=exp.DataType.build("BIGINT")),
                                expression=exp.Paren(this=exp.Mod(this=col(RANK),
-                                                                 expression=_num(BLOCK))))
+                                                                 expression=literal(BLOCK))))
     return exp.select(col(SNAP), col(RANK), col(NEXT_SNAP),
-                      alias(exp.IntDiv(this=col(RANK), expression=_num(BLOCK)), BLK),
-                      alias(bit, BIT)).from_(_sub(ranked, "n"))
+                      alias(exp.IntDiv(this=col(RANK), expression=literal(BLOCK)), BLK),
+                      alias(bit, BIT)).from_(ranked.subquery(ident("n")))
 
 
 def _groups(p: Params, ctx: BuildContext, snaps: str) -> exp.Select:
@@ -196,29 +192,29 @@ def _runs(p: Params, groups: str, snaps: str) -> exp.Query:
     """
     group_cols = [*p.keys, *p.tracked]
     mask = col(MASK)
-    base = exp.Mul(this=col(BLK), expression=_num(BLOCK))
+    base = exp.Mul(this=col(BLK), expression=literal(BLOCK))
     one_run = exp.EQ(this=exp.Anonymous(this="bit_count", expressions=[_run_starts(mask)]),
-                     expression=_num(1))
+                     expression=literal(1))
     r0 = exp.Add(this=base.copy(), expression=_ctz(mask))
     single = exp.select(*(col(c) for c in group_cols), alias(r0, R0), alias(
         exp.Sub(this=exp.Add(this=r0.copy(), expression=exp.Anonymous(
-            this="bit_count", expressions=[mask.copy()])), expression=_num(1)), R1)).from_(
+            this="bit_count", expressions=[mask.copy()])), expression=literal(1)), R1)).from_(
         _table(groups, "g")).where(one_run)
     g_mask = col(MASK, "g")
     pos = col(POS, "q")
     after = exp.Paren(this=exp.BitwiseRightShift(this=_run_ends(g_mask), expression=pos.copy()))
-    g_base = exp.Mul(this=col(BLK, "g"), expression=_num(BLOCK))
+    g_base = exp.Mul(this=col(BLK, "g"), expression=literal(BLOCK))
     positions = exp.select(alias(col(RANK), POS)).from_(ident(snaps)).where(
-        exp.LT(this=col(RANK), expression=_num(BLOCK)))
+        exp.LT(this=col(RANK), expression=literal(BLOCK)))
     starts_here = exp.EQ(this=exp.BitwiseAnd(this=exp.Paren(this=exp.BitwiseRightShift(
-        this=_run_starts(g_mask), expression=pos.copy())), expression=_num(1)),
-        expression=_num(1))
+        this=_run_starts(g_mask), expression=pos.copy())), expression=literal(1)),
+        expression=literal(1))
     multi = exp.select(
         *(col(c, "g") for c in group_cols),
         alias(exp.Add(this=g_base.copy(), expression=pos.copy()), R0),
         alias(exp.Add(this=exp.Add(this=g_base.copy(), expression=pos.copy()),
                       expression=_ctz(after)), R1),
-    ).from_(_table(groups, "g")).join(_sub(positions, "q"), on=starts_here).where(
+    ).from_(_table(groups, "g")).join(positions.subquery(ident("q")), on=starts_here).where(
         exp.Not(this=exp.Paren(this=one_run.copy())))
     return exp.union(single, multi, distinct=False)
 
@@ -236,10 +232,10 @@ def _over(partition: list[str], func: exp.Expr, running: bool = False) -> exp.Wi
 def _islands(partition: list[str], new: exp.Expr, src: exp.Expr) -> exp.Select:
     """The rows of ``src`` with ISLAND: how many rows so far in the partition (by R0) had
     ``new`` true, i.e. the number of the island of merged runs a row belongs to."""
-    flagged = exp.select(exp.Star(), alias(exp.Case(ifs=[exp.If(this=new, true=_num(1))],
-                                                    default=_num(0)), NEW)).from_(src)
+    flagged = exp.select(exp.Star(), alias(exp.Case(ifs=[exp.If(this=new, true=literal(1))],
+                                                    default=literal(0)), NEW)).from_(src)
     return exp.select(exp.Star(), alias(_over(partition, exp.Sum(this=col(NEW)), running=True),
-                                        ISLAND)).from_(_sub(flagged, "f"))
+                                        ISLAND)).from_(flagged.subquery(ident("f")))
 
 
 def _hard_versions(p: Params, runs: str, snaps: str) -> exp.Select:
@@ -250,23 +246,23 @@ def _hard_versions(p: Params, runs: str, snaps: str) -> exp.Select:
     """
     group_cols = [*p.keys, *p.tracked]
     at_edge = exp.or_(
-        exp.EQ(this=exp.Mod(this=col(R1), expression=_num(BLOCK)), expression=_num(BLOCK - 1)),
-        exp.and_(exp.EQ(this=exp.Mod(this=col(R0), expression=_num(BLOCK)),
-                        expression=_num(0)), exp.GT(this=col(R0), expression=_num(0))))
+        exp.EQ(this=exp.Mod(this=col(R1), expression=literal(BLOCK)), expression=literal(BLOCK - 1)),
+        exp.and_(exp.EQ(this=exp.Mod(this=col(R0), expression=literal(BLOCK)),
+                        expression=literal(0)), exp.GT(this=col(R0), expression=literal(0))))
     inner = exp.select(*(col(c) for c in group_cols), col(R0), col(R1)).from_(
         _table(runs, "u")).where(exp.Not(this=exp.Paren(this=at_edge)))
     edge = exp.select(exp.Star(), alias(_over(group_cols, exp.Lag(this=col(R1))), PREV_R1))
     edge = edge.from_(_table(runs, "u")).where(at_edge.copy())
-    adjacent = exp.EQ(this=exp.Add(this=col(PREV_R1), expression=_num(1)),
+    adjacent = exp.EQ(this=exp.Add(this=col(PREV_R1), expression=literal(1)),
                       expression=col(R0))
     new = exp.Not(this=exp.Coalesce(this=adjacent, expressions=[exp.false()]))
     merged = exp.select(*(col(c) for c in group_cols), alias(exp.Min(this=col(R0)), R0),
                         alias(exp.Max(this=col(R1)), R1)).from_(
-        _sub(_islands(group_cols, new, _sub(edge, "e")), "m")).group_by(
+        _islands(group_cols, new, edge.subquery(ident("e"))).subquery(ident("m"))).group_by(
         *(col(c) for c in [*group_cols, ISLAND]))
     both = exp.union(inner, merged, distinct=False)
     return exp.select(*(col(c, "x") for c in group_cols), alias(col(SNAP, "a"), "valid_from"),
-                      alias(col(NEXT_SNAP, "z"), "valid_to")).from_(_sub(both, "x")).join(
+                      alias(col(NEXT_SNAP, "z"), "valid_to")).from_(both.subquery(ident("x"))).join(
         _table(snaps, "a"), on=exp.EQ(this=col(RANK, "a"), expression=col(R0, "x"))).join(
         _table(snaps, "z"), on=exp.EQ(this=col(RANK, "z"), expression=col(R1, "x")))
 
@@ -279,15 +275,11 @@ def _soft_versions(p: Params, runs: str, snaps: str) -> exp.Select:
                                     expression=col(c)) for c in p.tracked))
     flagged = exp.select(exp.Star(), alias(new, NEW)).from_(_table(runs, "u"))
     starts = exp.select(*(col(c) for c in [*p.keys, *p.tracked]), col(R0)).from_(
-        _sub(flagged, "f")).where(col(NEW))
-    valid_from = col(SNAP, "a")
+        flagged.subquery(ident("f"))).where(col(NEW))
     return exp.select(*(col(c, "s") for c in [*p.keys, *p.tracked]),
-                      alias(valid_from, "valid_from"),
-                      alias(exp.Window(this=exp.Lead(this=valid_from.copy()),
-                                       partition_by=[col(k, "s") for k in p.keys],
-                                       order=exp.Order(expressions=[exp.Ordered(
-                                           this=valid_from.copy(), nulls_first=False)])),
-                            "valid_to")).from_(_sub(starts, "s")).join(
+                      alias(col(SNAP, "a"), "valid_from"),
+                      alias(_over(p.keys, exp.Lead(this=col(SNAP, "a"))), "valid_to")).from_(
+        starts.subquery(ident("s"))).join(
         _table(snaps, "a"), on=exp.EQ(this=col(RANK, "a"), expression=col(R0, "s")))
 
 
@@ -305,13 +297,13 @@ def _repeated_keys(p: Params, ctx: BuildContext, groups: str, names: list[str]) 
     rows = exp.select(*(col(c, "i") for c in names), alias(exp.Window(
         this=exp.Count(this=exp.Star()),
         partition_by=[*(col(k, "i") for k in p.keys), col(ts, "i")]), COUNT)).from_(
-        ctx.input.table("i")).join(_sub(repeats.distinct(), "k"), on=exp.and_(
+        ctx.input.table("i")).join(repeats.distinct().subquery(ident("k")), on=exp.and_(
             *(exp.NullSafeEQ(this=col(k, "i"), expression=col(k, "k")) for k in p.keys))).where(
         exp.Not(this=exp.Is(this=col(ts, "i"), expression=exp.Null())))
-    fail = exp.Case(ifs=[exp.If(this=exp.GT(this=col(COUNT), expression=_num(1)),
+    fail = exp.Case(ifs=[exp.If(this=exp.GT(this=col(COUNT), expression=literal(1)),
                                 true=_repeated_key_error(p.keys, ts))], default=exp.false())
     return exp.select(*(col(c) for c in _data(p, names) if c != ts), alias(col(ts), "valid_from"),
-                      alias(col(ts), "valid_to")).from_(_sub(rows, "c")).where(fail)
+                      alias(col(ts), "valid_to")).from_(rows.subquery(ident("c"))).where(fail)
 
 
 def _repeated_key_error(keys: list[str], ts: str) -> exp.Expr:

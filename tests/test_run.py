@@ -122,6 +122,15 @@ def test_a_step_read_twice_by_one_step_is_computed_once(tmp_path, capsys):
     assert got == want and got
 
 
+def test_parquet_outputs_are_zstd_compressed(tmp_path, capsys):
+    # As the README's outputs table says (at level 1, which the file does not record).
+    f = _write(tmp_path, SELF_JOIN)
+    assert main(["run", str(f)]) == 0
+    codecs = duckdb.sql(f"SELECT DISTINCT compression FROM "
+                        f"parquet_metadata('{tmp_path}/out/pairs.parquet')").fetchall()
+    assert codecs == [("ZSTD",)]
+
+
 EXPECTED = """\
     version: 1
     name: t

@@ -274,20 +274,18 @@ class DuckDBEngine(Engine):
             raise
         finally:
             result.seconds = time.perf_counter() - started
-            if not self.record:
-                con.close()
-            else:
-                # Closing frees the run's memory (30 ms for the benchmark's pipeline B) and
-                # recording opens the warehouse file (50 ms): independent, and DuckDB does
-                # both without holding the GIL, so they overlap.
-                closing = threading.Thread(target=_close_quietly, args=(con,),
-                                           name="dockyard-close", daemon=True)
-                closing.start()
-                try:
+            # Closing frees the run's memory (30 ms for the benchmark's pipeline B) and
+            # recording opens the warehouse file (50 ms): independent, and DuckDB does both
+            # without holding the GIL, so they overlap.
+            closing = threading.Thread(target=_close_quietly, args=(con,),
+                                       name="dockyard-close", daemon=True)
+            closing.start()
+            try:
+                if self.record:
                     record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
                                       self._run_started)
-                finally:
-                    closing.join()
+            finally:
+                closing.join()
         return result
 
     def _materialize(self, node: NodeSpec, outputs: dict[str, OutputSpec]) -> bool:
