@@ -166,6 +166,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
+    if args.engine == "duckdb":
+        from builder.background import prestart
+
+        prestart()  # the run's database is created while the pipeline loads
     planned = _planned_run(args)
     if planned is None:
         return EXIT_INVALID

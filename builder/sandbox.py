@@ -4,9 +4,10 @@ Every plan types its steps on a database that may read no file at all, and reads
 schema on one that may read only that source's folder. Opening a database costs 35-50 ms (DuckDB
 loads its built-in extensions), so one locked database per set of allowed folders is kept.
 
-This module imports nothing but duckdb, so the CLI can start opening the databases a command
-will need (``prewarm``) while it imports sqlglot, networkx and pydantic: DuckDB releases the
-GIL while it opens a database, so on two cores the two overlap.
+This module imports nothing but duckdb (and :mod:`builder.background`, which imports nothing
+else either), so the CLI can start opening the databases a command will need (``prewarm``)
+while it imports sqlglot, networkx and pydantic: DuckDB releases the GIL while it opens a
+database, so on two cores the two overlap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+
+from builder.background import CONFIG
 
 _SIZE = 8
 
@@ -36,8 +39,7 @@ _DATABASES_LOCK = threading.Lock()
 
 
 def _open(allowed: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config={
-        "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"})
+    con = duckdb.connect(":memory:", config=dict(CONFIG))
     con.execute("SET TimeZone='UTC'")
     # Files change between plans; their schema cache is ours (keyed by size/mtime).
     con.execute("SET enable_external_file_cache=false")

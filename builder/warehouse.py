@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from builder.background import CONFIG
 from builder.engines.duckdb import q, write_file
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.project import Project, find_project
@@ -48,17 +49,17 @@ CREATE TABLE IF NOT EXISTS staging_tables (
 """
 
 
-@contextmanager
-def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse DuckDB file; waits a little while another process holds it."""
+def open_database(project: Project, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse DuckDB file; waits a little while another process holds it.
+
+    The caller closes it (:func:`database` does, for a ``with`` block).
+    """
     project.warehouse.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + 10
     while True:
         try:
             con = duckdb.connect(str(project.database), read_only=read_only and
-                                 project.database.exists(),
-                                 config={"autoinstall_known_extensions": "false",
-                                         "autoload_known_extensions": "false"})
+                                 project.database.exists(), config=dict(CONFIG))
             break
         except duckdb.IOException:
             if time.monotonic() > deadline:
@@ -69,6 +70,17 @@ def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckD
         con.execute("SET TimeZone='UTC'")
         if not read_only:
             con.execute(_SCHEMA)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse DuckDB file for a ``with`` block (see :func:`open_database`)."""
+    con = open_database(project, read_only)
+    try:
         yield con
     finally:
         con.close()
@@ -254,24 +266,28 @@ def upstream_doc(project: Project, kind: str, target: str, column: str) -> str |
 
 
 def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
-               error: BaseException | None, engine: str, started: dt.datetime) -> str:
+               error: BaseException | None, engine: str, started: dt.datetime,
+               db: duckdb.DuckDBPyConnection | None = None) -> str:
     """Append the run to the history; register staging outputs when it succeeded.
 
-    ``plan`` is needed only for staging outputs (a run from the run cache has none).
+    ``plan`` is needed only for staging outputs (a run from the run cache has none). ``db`` is
+    the warehouse already opened by the caller (from :func:`open_database`); it is closed here.
     """
     run_id = uuid.uuid4().hex[:12]
-    project = find_project(pipeline.path)
     message = None
     if error is not None:
         probs: list[Problem] = getattr(error, "problems", [])
         message = probs[0].message if probs else (str(error).splitlines() or [""])[0] or \
             type(error).__name__
     outputs = {o.output: {"target": o.target, "rows": o.rows} for o in result.outputs}
-    with database(project) as db:
-        db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   [run_id, pipeline.name, pipeline.file, engine, started,
-                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-                    "failed" if error is not None else "success", json.dumps(outputs), message])
+    con = db if db is not None else open_database(find_project(pipeline.path))
+    try:
+        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run_id, pipeline.name, pipeline.file, engine, started,
+                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                     "failed" if error is not None else "success", json.dumps(outputs), message])
+    finally:
+        con.close()
     if error is None and plan is not None:
         register_outputs(plan, result, run_id)
     return run_id
@@ -303,8 +319,7 @@ def staging_tables(project: Project) -> list[dict[str, Any]]:
         cur = db.execute("SELECT * FROM staging_tables ORDER BY name")
         names = [d[0] for d in cur.description or []]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": "false",
-                                             "autoload_known_extensions": "false"})
+    con = duckdb.connect(":memory:", config=dict(CONFIG))
     try:
         for r in rows:
             for k in ("columns", "schema", "upstream"):

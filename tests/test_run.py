@@ -386,3 +386,111 @@ def test_duckdb_output_replaces_a_folder_left_by_spark(tmp_path):
     assert main(["run", str(path)]) == 0
     assert target.is_file() and duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(12,)]
     assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))
+
+
+def test_replacing_an_output_leaves_only_the_new_file(tmp_path, monkeypatch):
+    """The old file is renamed over through a second name that is then deleted; without hard
+    links (some file systems), a plain rename does the same job."""
+    import builder.engines.duckdb as engine
+
+    target = tmp_path / "out" / "big.parquet"
+    for n, links in [(10, True), (20, True), (30, False)]:
+        if not links:
+            def no_link(src: object, dst: object) -> None:
+                raise OSError("hard links are not supported")
+
+            monkeypatch.setattr(engine.os, "link", no_link)
+        assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", str(n))))]) == 0
+        assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(6 * n,)]
+        assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
+
+
+def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    assert main(["run", str(path)]) == 0
+    target = tmp_path / "out" / "big.parquet"
+    stale = target.parent / f".big.parquet.dockyard-tmp-old-{dead.pid}"
+    stale.write_bytes(b"the previous output, killed before it was deleted")
+    assert main(["run", str(path)]) == 0
+    assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
+
+
+def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
+    import builder.background as background
+    import builder.engines.duckdb as engine
+
+    background.prestart()
+    con = engine.connect([str(tmp_path)])
+    assert background._spare == []  # the run took it
+    (tmp_path / "ok.csv").write_text("a\n1\n")
+    assert con.execute(f"SELECT a FROM '{tmp_path / 'ok.csv'}'").fetchall() == [(1,)]
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"SELECT * FROM '{DATA / 'users.csv'}'")
+    with pytest.raises(duckdb.Error):
+        con.execute("SET enable_external_access=true")
+    con.close()
+    # A spare that could not be created is replaced by a new database.
+    real = duckdb.connect
+    calls = []
+
+    def fail_once(*args: object, **kwargs: object) -> duckdb.DuckDBPyConnection:
+        calls.append(args)
+        if len(calls) == 1:
+            raise duckdb.IOException("no memory for a database")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(background.duckdb, "connect", fail_once)
+    background.prestart()
+    con = engine.connect([str(tmp_path)])
+    assert len(calls) == 2 and con.execute("SELECT 1").fetchall() == [(1,)]
+    con.close()
+
+
+def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_path, monkeypatch,
+                                                                          capsys):
+    """The warehouse opens while the last output syncs to disk: a failure there is still
+    recorded, and the warehouse is closed afterwards."""
+    import builder.engines.duckdb as engine
+    from builder.project import find_project
+    from builder.warehouse import database, run_history
+
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    assert main(["run", str(path)]) == 0
+    target = tmp_path / "out" / "big.parquet"
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine.os, "fsync", full_disk)
+    assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", "5")))]) == 1
+    assert "output 'big': cannot write 'out/big.parquet': No space left on device." in \
+        capsys.readouterr().err
+    assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(12,)]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
+    runs = run_history(find_project(path))
+    assert [r["status"] for r in runs] == ["failed", "success"]
+    assert "No space left on device" in runs[0]["error"]
+    with database(find_project(path)) as db:  # not left open by the failed run
+        assert db.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
+
+
+def test_run_history_problem_is_a_warning(tmp_path, monkeypatch, capsys):
+    import builder.warehouse as warehouse
+    from builder.errors import ExecutionError
+
+    def in_use(*args: object, **kwargs: object) -> None:
+        raise ExecutionError("the warehouse 'w' is in use by another process; try again when "
+                             "it has finished.")
+
+    monkeypatch.setattr(warehouse, "open_database", in_use)
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    assert main(["run", str(path)]) == 0
+    assert "dockyard: warning: run history not recorded: the warehouse 'w' is in use" in \
+        capsys.readouterr().err
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'big.parquet'}'"
+                      ).fetchall() == [(12,)]
