@@ -22,7 +22,8 @@ import duckdb
 T = TypeVar("T")
 # Extensions are never installed or loaded on the fly: the machine may be offline, and user SQL
 # must not pull code in.
-CONFIG = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
+CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
 
 
 class Task(Generic[T]):
@@ -61,7 +62,7 @@ def prestart() -> None:
     """
     with _spare_lock:
         if not _spare:
-            _spare.append(Task(duckdb.connect, ":memory:", config=dict(CONFIG)))
+            _spare.append(Task(duckdb.connect, ":memory:", config=CONFIG))
 
 
 def take_spare() -> duckdb.DuckDBPyConnection | None:

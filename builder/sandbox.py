@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from builder.background import CONFIG
+from builder.background import CONFIG, Task
 
 _SIZE = 8
 
@@ -39,7 +39,7 @@ _DATABASES_LOCK = threading.Lock()
 
 
 def _open(allowed: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config=dict(CONFIG))
+    con = duckdb.connect(":memory:", config=CONFIG)
     con.execute("SET TimeZone='UTC'")
     # Files change between plans; their schema cache is ours (keyed by size/mtime).
     con.execute("SET enable_external_file_cache=false")
@@ -85,7 +85,7 @@ def describe(read_sql: str, allowed_dirs: Iterable[str]) -> list[tuple[str, str]
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def prewarm(dir_sets: Iterable[Iterable[str]]) -> threading.Thread:
+def prewarm(dir_sets: Iterable[Iterable[str]]) -> Task[None]:
     """Open the databases for these sets of allowed folders in a background thread.
 
     A later ``sandboxed_cursor`` for one of them waits for it instead of opening another. The
@@ -101,9 +101,7 @@ def prewarm(dir_sets: Iterable[Iterable[str]]) -> threading.Thread:
             except Exception:  # noqa: BLE001 - best effort: the real call reports it, no traceback
                 return
 
-    thread = threading.Thread(target=work, name="dockyard-prewarm", daemon=True)
-    thread.start()
-    return thread
+    return Task(work)
 
 
 def source_dir(path: str) -> Path:

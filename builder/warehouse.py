@@ -59,7 +59,7 @@ def open_database(project: Project, read_only: bool = False) -> duckdb.DuckDBPyC
     while True:
         try:
             con = duckdb.connect(str(project.database), read_only=read_only and
-                                 project.database.exists(), config=dict(CONFIG))
+                                 project.database.exists(), config=CONFIG)
             break
         except duckdb.IOException:
             if time.monotonic() > deadline:
@@ -319,7 +319,7 @@ def staging_tables(project: Project) -> list[dict[str, Any]]:
         cur = db.execute("SELECT * FROM staging_tables ORDER BY name")
         names = [d[0] for d in cur.description or []]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
-    con = duckdb.connect(":memory:", config=dict(CONFIG))
+    con = duckdb.connect(":memory:", config=CONFIG)
     try:
         for r in rows:
             for k in ("columns", "schema", "upstream"):

@@ -3,6 +3,7 @@ CLI's exit codes hold, previews reuse cached upstream results."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -389,20 +390,29 @@ def test_duckdb_output_replaces_a_folder_left_by_spark(tmp_path):
 
 
 def test_replacing_an_output_leaves_only_the_new_file(tmp_path, monkeypatch):
-    """The old file is renamed over through a second name that is then deleted; without hard
-    links (some file systems), a plain rename does the same job."""
+    """The old file gets a second name before the rename (so the rename frees nothing), which is
+    deleted after it; without hard links (some file systems), a plain rename does the job."""
     import builder.engines.duckdb as engine
 
-    target = tmp_path / "out" / "big.parquet"
-    for n, links in [(10, True), (20, True), (30, False)]:
-        if not links:
-            def no_link(src: object, dst: object) -> None:
-                raise OSError("hard links are not supported")
+    real_link = os.link
+    links: list[str] = []
+    hard_links = True
 
-            monkeypatch.setattr(engine.os, "link", no_link)
+    def link(src: str, dst: str) -> None:
+        links.append(Path(dst).name)
+        if not hard_links:
+            raise OSError("hard links are not supported")
+        real_link(src, dst)
+
+    monkeypatch.setattr(engine.os, "link", link)
+    target = tmp_path / "out" / "big.parquet"
+    for n in (10, 20, 30):
+        hard_links = n < 30
         assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", str(n))))]) == 0
         assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(6 * n,)]
         assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
+    # Nothing to replace on the first run; the second and third replace through a second name.
+    assert links == [f".big.parquet.dockyard-tmp-old-{os.getpid()}"] * 2
 
 
 def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path):
@@ -449,6 +459,45 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
     con = engine.connect([str(tmp_path)])
     assert len(calls) == 2 and con.execute("SELECT 1").fetchall() == [(1,)]
     con.close()
+    # 'dockyard run' starts one before it loads the pipeline, and its run takes that one.
+    monkeypatch.setattr(background.duckdb, "connect", real)
+    real_take = background.take_spare
+    taken: list[bool] = []
+
+    def take() -> duckdb.DuckDBPyConnection | None:
+        spare = real_take()
+        taken.append(spare is not None)
+        return spare
+
+    monkeypatch.setattr(engine, "take_spare", take)
+    assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", "2")))]) == 0
+    assert taken == [True] and background._spare == []
+
+
+def test_warehouse_opens_while_the_last_output_syncs(tmp_path, monkeypatch):
+    """Not before (it would keep other processes out of the warehouse during the queries)."""
+    import builder.engines.duckdb as engine
+
+    events: list[str] = []
+    real_fsync, real_open = engine.os.fsync, engine._open_warehouse
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    def open_warehouse(spec: object) -> object:
+        events.append("open")
+        return real_open(spec)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.os, "fsync", fsync)
+    monkeypatch.setattr(engine, "_open_warehouse", open_warehouse)
+    path = _write(tmp_path, PIPELINE)  # two outputs
+    assert main(["run", str(path)]) == 0
+    assert events == ["fsync", "open", "fsync"]
+    from builder.project import find_project
+    from builder.warehouse import run_history
+
+    assert [r["status"] for r in run_history(find_project(path))] == ["success"]
 
 
 def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_path, monkeypatch,

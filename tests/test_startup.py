@@ -137,7 +137,7 @@ def test_a_prewarmed_database_is_the_one_planning_gets_and_it_is_sandboxed(tmp_p
     (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
     dirs = sandbox.sandbox_dirs_for_paths([str(tmp_path / "*.csv")])
     assert dirs[0] == str(tmp_path.resolve()) + "/"
-    sandbox.prewarm([dirs]).join(timeout=60)
+    sandbox.prewarm([dirs]).result()
     slot = sandbox._DATABASES[tuple(sorted(dirs))]
     assert slot.con is not None  # opened by the background thread
     first = slot.con
@@ -163,10 +163,10 @@ def test_a_database_asked_for_while_it_opens_is_opened_once(monkeypatch):
 
     monkeypatch.setattr(sandbox, "_open", slow_open)
     dirs = ["/nonexistent-dockyard-test-dir/"]
-    thread = sandbox.prewarm([dirs])
+    opening = sandbox.prewarm([dirs])
     time.sleep(0.05)
     cur = sandbox.sandboxed_cursor(dirs)  # waits for the background open, does not repeat it
-    thread.join(timeout=60)
+    opening.result()
     try:
         assert cur.execute("SELECT 42").fetchall() == [(42,)]
         assert opened == [tuple(dirs)]
@@ -181,7 +181,7 @@ def test_a_failed_background_open_prints_nothing_and_the_real_call_reports_it(
 
     monkeypatch.setattr(sandbox, "_open", broken)
     dirs = ["/nonexistent-dockyard-broken-dir/"]
-    sandbox.prewarm([dirs]).join(timeout=60)
+    sandbox.prewarm([dirs]).result()
     assert capsys.readouterr().err == ""  # no traceback from the thread
     with pytest.raises(RuntimeError, match="no database today"):
         sandbox.sandboxed_cursor(dirs)

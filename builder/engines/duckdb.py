@@ -73,7 +73,7 @@ def connect(allowed_dirs: list[str], *, database: str = ":memory:",
     """A DuckDB connection limited to ``allowed_dirs``, extensions off, configuration locked."""
     con = take_spare() if database == ":memory:" else None
     if con is None:
-        con = duckdb.connect(database, config=dict(CONFIG))
+        con = duckdb.connect(database, config=CONFIG)
     con.execute("SET TimeZone='UTC'")
     if memory_limit:
         con.execute("SET memory_limit=?", [memory_limit])
@@ -104,15 +104,20 @@ def _cleanup_stale_tmp(final: Path) -> None:
             pass
         except PermissionError:
             continue
-        try:
-            if f.is_dir():
-                import shutil
+        _remove_quietly(f)
 
-                shutil.rmtree(f, ignore_errors=True)
-            else:
-                f.unlink()
-        except OSError:
-            pass
+
+def _remove_quietly(path: Path) -> None:
+    """Delete a file or folder; one that cannot be deleted is left for the next write."""
+    try:
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, fmt: str, *,
@@ -140,17 +145,7 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
             on_written()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        if final.is_dir():
-            # A Spark run wrote this output as a folder of part files: move it aside first
-            # (rename is atomic; the old folder is deleted only after the new file is in place).
-            old = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            _replace(tmp, final, cleanup)
+        _replace(tmp, final, cleanup)
     except BaseException:
         try:
             tmp.unlink()
@@ -161,31 +156,32 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
 
 
 def _replace(tmp: Path, final: Path, cleanup: list[Task[None]] | None) -> None:
-    """Rename ``tmp`` over ``final``.
+    """Rename ``tmp`` over ``final``; the previous ``final`` is deleted after the rename.
 
     Renaming over a file frees that file's blocks inside the rename: 20 ms for the benchmark's
-    22 MB output. With ``cleanup``, the old file first gets a second name (a hard link), so the
-    rename only swaps names, and that name is deleted in a thread put in ``cleanup``. A process
-    killed in between leaves it as a temp file of a dead process, which the next write removes.
+    22 MB output. So the old file first gets a second name (a hard link), and the rename only
+    swaps names. A folder (a Spark run's output of part files) cannot be renamed over: it is
+    moved aside first. With ``cleanup``, the old one is deleted in a thread put there, which the
+    caller waits for; otherwise at once. A process killed in between leaves the old one as a
+    temp file of a dead process, which the next write removes.
     """
-    old: Path | None = None
-    if cleanup is not None and final.is_file():
-        old = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
+    aside = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
+    _remove_quietly(aside)
+    moved = False
+    if final.is_dir():
+        os.replace(final, aside)
+        moved = True
+    elif final.is_file():
         try:
-            old.unlink(missing_ok=True)
-            os.link(final, old)
+            os.link(final, aside)
+            moved = True
         except OSError:
-            old = None  # no hard links on this file system: a plain rename
+            pass  # no hard links on this file system: a plain rename
     os.replace(tmp, final)
-    if old is not None and cleanup is not None:
-        cleanup.append(Task(_unlink_quietly, old))
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass  # a leftover temp file of a finished process: the next write removes it
+    if moved and cleanup is not None:
+        cleanup.append(Task(_remove_quietly, aside))
+    elif moved:
+        _remove_quietly(aside)
 
 
 def run_check(con: duckdb.DuckDBPyConnection, step: str, check: CheckSpec) -> CheckResult:
