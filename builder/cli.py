@@ -166,10 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
-    if args.engine == "duckdb":
-        from builder.background import prestart
-
-        prestart()  # the run's database is created while the pipeline loads
     planned = _planned_run(args)
     if planned is None:
         return EXIT_INVALID
@@ -310,7 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _duckdb_run(words: list[str]) -> bool:
+    """Whether the command line is ``run`` on DuckDB, read before the parser is even built."""
+    if words[:1] != ["run"]:
+        return False
+    engine = next((w.split("=", 1)[1] for w in words if w.startswith("--engine=")), None) or \
+        next((b for a, b in zip(words, words[1:]) if a == "--engine"), "duckdb")
+    return engine == "duckdb"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if _duckdb_run(words):
+        from builder.background import prestart
+
+        # The run's database and the one that records the run are created while duckdb and
+        # the pipeline load (see builder.background).
+        prestart(2)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compile" and args.dialect:

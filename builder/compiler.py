@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import networkx as nx
 from pydantic import ValidationError
 from sqlglot import exp
@@ -24,6 +23,7 @@ from sqlglot.errors import ParseError, TokenError
 
 from builder import graph as graphmod
 from builder import sqlcheck
+from builder.duckdb_native import duckdb
 from builder.errors import (
     CompileError,
     ConfigError,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import duckdb
 from sqlglot import exp
 
 from builder.catalog import CatalogEntry, load_catalog
 from builder.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
 from builder.model import Pipeline, Source
 from builder.project import find_project

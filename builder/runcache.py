@@ -32,8 +32,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
+from builder.duckdb_native import duckdb
 from builder.runspec import RunSpec
 from builder.sandbox import describe, file_identity, sandbox_dirs_for_paths
 

@@ -19,9 +19,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 
-import duckdb
-
 from builder.background import CONFIG, Task
+from builder.duckdb_native import duckdb
 
 _SIZE = 8
 

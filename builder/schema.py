@@ -12,6 +12,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+# Imported for the relational API it adds to connections (con.sql in describe_query): the
+# sandbox's connections come from DuckDB's extension alone (see builder.duckdb_native).
+import duckdb  # noqa: F401
 from sqlglot import exp
 
 from builder.sandbox import describe, sandboxed_cursor

@@ -10,11 +10,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder import api
+from builder import api, cli
 from builder.cli import main
 from builder.compiler import plan
 from builder.model import load
 from builder.preview import Previewer
+from builder.project import find_project
+from builder.warehouse import run_history
 from tests.processes import kill_run_while_writing
 
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
@@ -436,7 +438,7 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
 
     background.prestart()
     con = engine.connect([str(tmp_path)])
-    assert background._spare == []  # the run took it
+    assert background._spares == []  # the run took it
     (tmp_path / "ok.csv").write_text("a\n1\n")
     assert con.execute(f"SELECT a FROM '{tmp_path / 'ok.csv'}'").fetchall() == [(1,)]
     with pytest.raises(duckdb.PermissionException):
@@ -459,8 +461,9 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
     con = engine.connect([str(tmp_path)])
     assert len(calls) == 2 and con.execute("SELECT 1").fetchall() == [(1,)]
     con.close()
-    # 'dockyard run' starts one before it loads the pipeline, and its run takes that one.
     monkeypatch.setattr(background.duckdb, "connect", real)
+    # 'dockyard run' starts two before it loads the pipeline: its run takes one, and the
+    # warehouse, where the run is recorded, is attached to the other.
     real_take = background.take_spare
     taken: list[bool] = []
 
@@ -470,8 +473,15 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
         return spare
 
     monkeypatch.setattr(engine, "take_spare", take)
-    assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", "2")))]) == 0
-    assert taken == [True] and background._spare == []
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    assert main(["run", str(path)]) == 0
+    assert taken == [True, True] and background._spares == []
+    assert [r["status"] for r in run_history(find_project(path))] == ["success"]
+    # Another engine starts none.
+    assert not cli._duckdb_run(["run", str(path), "--engine", "spark"])
+    assert not cli._duckdb_run(["run", "--engine=spark", str(path)])
+    assert cli._duckdb_run(["run", str(path), "--engine", "duckdb"])
+    assert not cli._duckdb_run(["validate", str(path)])
 
 
 def test_warehouse_opens_while_the_last_output_syncs(tmp_path, monkeypatch):
@@ -494,10 +504,71 @@ def test_warehouse_opens_while_the_last_output_syncs(tmp_path, monkeypatch):
     path = _write(tmp_path, PIPELINE)  # two outputs
     assert main(["run", str(path)]) == 0
     assert events == ["fsync", "open", "fsync"]
-    from builder.project import find_project
-    from builder.warehouse import run_history
-
     assert [r["status"] for r in run_history(find_project(path))] == ["success"]
+
+
+def test_sync_ahead_flushes_a_file_while_it_grows(tmp_path, monkeypatch):
+    """Each time ``step`` more bytes have been written (not before), and never after stop()."""
+    import time
+
+    import builder.background as background
+
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def record(fd: int) -> None:
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(background.os, "fdatasync", record)
+    path = tmp_path / "growing.bin"
+    ahead = background.SyncAhead(path, step=1000, poll=0.001)  # before the file exists
+    with open(path, "wb") as f:
+        for i in range(1, 4):
+            f.write(b"x" * 600)
+            f.flush()
+            time.sleep(0.05)
+            assert len(synced) == i - 1  # 600 bytes more is less than a step
+            f.write(b"x" * 600)
+            f.flush()
+            deadline = time.monotonic() + 10
+            while len(synced) < i and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert synced[-1] == 1200 * i
+        ahead.stop()
+        f.write(b"x" * 5000)
+        f.flush()
+        time.sleep(0.05)
+    assert synced == [1200, 2400, 3600]
+
+
+def test_outputs_are_synced_while_written(tmp_path, monkeypatch):
+    """The write follows the temp file with SyncAhead until the COPY ends, then syncs it."""
+    import builder.engines.duckdb as engine
+
+    events: list[str] = []
+    real_ahead, real_fsync = engine.SyncAhead, engine.os.fsync
+
+    class Recording(real_ahead):  # type: ignore[misc, valid-type]
+        def __init__(self, path: Path) -> None:
+            events.append(f"follow {Path(path).name.split('-tmp-')[0]}")
+            super().__init__(path)
+
+        def stop(self) -> None:
+            events.append("stop")
+            super().stop()
+
+    def fsync(fd: int) -> None:
+        events.append("fsync")
+        real_fsync(fd)
+
+    monkeypatch.setattr(engine, "SyncAhead", Recording)
+    monkeypatch.setattr(engine.os, "fsync", fsync)
+    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
+    assert main(["run", str(path)]) == 0
+    assert events == ["follow .big.parquet.dockyard", "stop", "fsync"]
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'big.parquet'}'").fetchall() \
+        == [(12,)]
 
 
 def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_path, monkeypatch,
@@ -505,8 +576,7 @@ def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_pat
     """The warehouse opens while the last output syncs to disk: a failure there is still
     recorded, and the warehouse is closed afterwards."""
     import builder.engines.duckdb as engine
-    from builder.project import find_project
-    from builder.warehouse import database, run_history
+    from builder.warehouse import database
 
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
     assert main(["run", str(path)]) == 0
@@ -526,6 +596,42 @@ def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_pat
     assert "No space left on device" in runs[0]["error"]
     with database(find_project(path)) as db:  # not left open by the failed run
         assert db.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
+
+
+def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
+    """The run is recorded through a spare in-memory database with the warehouse attached: the
+    row lands in the file; while another process holds the file it waits, then gives up with a
+    clear error and closes the spare."""
+    import subprocess
+    import sys
+
+    import builder.warehouse as warehouse
+    from builder.errors import ExecutionError
+    from builder.project import Project
+
+    project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
+    host = duckdb.connect()
+    con = warehouse.open_database(project, host=host)
+    assert con is host
+    con.execute("INSERT INTO runs (run_id, status) VALUES ('r1', 'success')")
+    con.close()
+    with warehouse.database(project) as db:
+        assert db.execute("SELECT run_id, status FROM runs").fetchall() == [("r1", "success")]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); sys.stdin.read()", str(project.database)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(warehouse, "LOCK_WAIT", 0.3)
+        host = duckdb.connect()
+        with pytest.raises(ExecutionError, match="is in use by another process"):
+            warehouse.open_database(project, host=host)
+        with pytest.raises(duckdb.ConnectionException):
+            host.execute("SELECT 1")  # closed
+    finally:
+        holder.communicate("")
+    assert holder.returncode == 0
 
 
 def test_run_history_problem_is_a_warning(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,19 @@
+"""DuckDB's compiled extension on its own, without the Python half of the ``duckdb`` package.
+
+``import duckdb`` takes 100-150 ms, and all but 20 ms of it is the package's Python layer: the
+relational API (``con.sql``, relations, expressions), which it adds to the connection class as it
+loads. The engine, the warehouse, the run cache and the sandbox use only the extension's own API
+(``connect``, ``execute``, ``fetchall``, the exceptions), so they import it from here, and a
+``dockyard run`` from the run cache never loads the rest. A module that uses the relational API
+imports ``duckdb`` itself (as ``builder.schema`` and ``builder.preview`` do): the classes are the
+same, so connections made here gain those methods then.
+"""
+
+from __future__ import annotations
+
+try:
+    import _duckdb as duckdb  # duckdb 2.x: the package re-exports this module's API
+except ImportError:  # pragma: no cover - a duckdb build without a separate extension module
+    import duckdb  # type: ignore[no-redef]
+
+__all__ = ["duckdb"]
