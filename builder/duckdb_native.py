@@ -2,11 +2,11 @@
 
 ``import duckdb`` takes 100-150 ms, and all but 20 ms of it is the package's Python layer: the
 relational API (``con.sql``, relations, expressions), which it adds to the connection class as it
-loads. The engine, the warehouse, the run cache and the sandbox use only the extension's own API
-(``connect``, ``execute``, ``fetchall``, the exceptions), so they import it from here, and a
-``dockyard run`` from the run cache never loads the rest. A module that uses the relational API
-imports ``duckdb`` itself (as ``builder.schema`` and ``builder.preview`` do): the classes are the
-same, so connections made here gain those methods then.
+loads. Validating, planning and running use only the extension's own API (``connect``,
+``execute``, ``fetchall``, ``DESCRIBE`` for types, the exceptions), so they import it from here
+and the command line never loads the rest. The previews (the app) use the relational API and
+import ``duckdb`` themselves: the classes are the same, so connections made here gain those
+methods then.
 """
 
 from __future__ import annotations

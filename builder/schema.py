@@ -12,9 +12,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-# Imported for the relational API it adds to connections (con.sql in describe_query): the
-# sandbox's connections come from DuckDB's extension alone (see builder.duckdb_native).
-import duckdb  # noqa: F401
 from sqlglot import exp
 
 from builder.sandbox import describe, sandboxed_cursor
@@ -59,9 +56,10 @@ class Typer:
 
     def describe_query(self, sql: str) -> Schema:
         """Columns of a (DuckDB) query; raises duckdb.Error when it does not bind."""
-        # A relation is bound, not run: its columns and types are the DESCRIBE output.
-        rel = self.con.sql(sql)
-        return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(rel.columns, rel.types))
+        # DESCRIBE binds the query without running it. (A relation, con.sql, gives the same
+        # names and types, but it needs the duckdb package's Python layer: 50-120 ms to import.)
+        rows = self.con.execute(f"DESCRIBE {sql}\n").fetchall()
+        return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
 
     def define(self, name: str, schema: Schema) -> None:
         """Create (or replace) an empty table ``name`` with the given schema."""

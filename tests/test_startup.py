@@ -3,8 +3,8 @@
 Patterns are imported when first used, YAML is read by libyaml when available (same values and
 lines as the pure-Python reader), typing connections share one database but not their tables,
 the databases planning needs are opened in the background while the compiler is imported, the
-command line exits with the right code and complete output, and a run from the run cache loads
-DuckDB's compiled extension but never the duckdb package's Python half.
+command line exits with the right code and complete output, and validating, planning and running
+load DuckDB's compiled extension but never the duckdb package's Python half.
 """
 
 from __future__ import annotations
@@ -123,6 +123,28 @@ def test_typers_share_a_database_but_not_their_tables():
         c.close()
 
 
+def test_typing_gives_the_names_and_types_of_a_relation():
+    """describe_query uses DESCRIBE (DuckDB's extension alone); a relation (the duckdb
+    package's con.sql) gives the same names and type spellings."""
+    import duckdb
+
+    query = ("SELECT 1::INTEGER AS a, 1.5::DECIMAL(18,3) AS \"b c\", 'x' AS \"x\"\"y\", "
+             "now() AS ts, now()::TIMESTAMP AS t2, {'a': 1, 'b c': [1, 2]} AS s, "
+             "[1, 2]::INTEGER[] AS l, MAP {'k': 1} AS m, 'happy'::ENUM('happy', 'sad') AS e, "
+             "union_value(num := 2) AS u, INTERVAL 1 DAY AS i, uuid() AS uu, 'a'::BLOB AS bl, "
+             "'{}'::JSON AS j, [1, 2, 3]::INTEGER[3] AS arr, NULL AS n, 1::HUGEINT AS h, "
+             "1::UTINYINT AS ut, current_date AS d, '12:00'::TIME AS tm, 1.5::FLOAT AS f, "
+             "true AS bo")
+    typer = Typer()
+    try:
+        got = typer.describe_query(query)
+    finally:
+        typer.close()
+    rel = duckdb.connect().sql(query)
+    assert got == tuple(ColumnInfo(str(n), str(t)) for n, t in zip(rel.columns, rel.types))
+    assert len(got) == 22
+
+
 @pytest.mark.parametrize(("file", "code", "stream", "text"), [
     (EXAMPLE, 0, "stdout", "valid ("),
     (ROOT / "nope.yaml", 2, "stderr", "pipeline file"),
@@ -188,9 +210,10 @@ def test_a_failed_background_open_prints_nothing_and_the_real_call_reports_it(
         sandbox.sandboxed_cursor(dirs)
 
 
-def test_cached_run_needs_only_duckdbs_extension(tmp_path):
-    """A run from the run cache never imports the duckdb package's Python half (100-150 ms):
-    every example runs with that package blocked, writing the same rows as when planned."""
+def test_cli_needs_only_duckdbs_extension(tmp_path):
+    """Validating, planning and running never import the duckdb package's Python layer (the
+    relational API, 50-150 ms): every example validates and runs, planned and then from the
+    run cache, with that package blocked."""
     import os
     import shutil
 
@@ -198,25 +221,9 @@ def test_cached_run_needs_only_duckdbs_extension(tmp_path):
     shutil.copytree(ROOT / "saved_pipelines", project / "saved_pipelines")
     shutil.copytree(ROOT / "catalog", project / "catalog")
     files = sorted(str(f) for f in (project / "saved_pipelines").glob("*.yaml"))
-    env = {**os.environ, "DOCKYARD_WAREHOUSE": str(tmp_path / "warehouse")}
-    runs = textwrap.dedent("""
-        import contextlib, io, json, sys
-        BLOCK
-        from builder.cli import main
-        results = []
-        for _ in range(ROUNDS):  # twice when planning: upstream staging tables exist then
-            for f in FILES:
-                out = io.StringIO()
-                with contextlib.redirect_stdout(out):
-                    code = main(["run", f])
-                results.append([code, "plan: unchanged since the last run" in out.getvalue(),
-                                [line for line in out.getvalue().splitlines()
-                                 if line.startswith("wrote ")]])
-        print(json.dumps({"results": results, "duckdb": "duckdb" in sys.modules}))
-    """)
     # Found as usual (the run cache fingerprints the installed duckdb), but never loaded.
-    block = textwrap.dedent("""
-        import importlib.abc, importlib.machinery
+    code = textwrap.dedent(f"""
+        import contextlib, importlib.abc, importlib.machinery, io, json, sys
         class Blocked(importlib.abc.Loader):
             def create_module(self, spec):
                 return None
@@ -230,23 +237,29 @@ def test_cached_run_needs_only_duckdbs_extension(tmp_path):
                 spec.loader = Blocked()
                 return spec
         sys.meta_path.insert(0, Block())
+        from builder.cli import main
+        results = []
+        for command in (["run"], ["validate"], ["run"]):  # validate needs upstream staging
+            for f in {files!r}:
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    code = main([*command, f])
+                results.append([code, "plan: unchanged since the last run" in out.getvalue(),
+                                [line for line in out.getvalue().splitlines()
+                                 if line.startswith("wrote ")]])
+        print(json.dumps({{"results": results, "duckdb": "duckdb" in sys.modules}}))
     """)
-
-    def run(code: str) -> dict:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           cwd=ROOT, env=env, timeout=300)
-        assert r.returncode == 0, r.stderr
-        out = json.loads(r.stdout.strip().splitlines()[-1])
-        assert all(code == 0 for code, _, _ in out["results"]), r.stderr
-        return out
-
-    planned = run(runs.replace("BLOCK", "").replace("ROUNDS", "2").replace("FILES", repr(files)))
-    assert planned["duckdb"] and len(planned["results"]) == 2 * len(files)
-    # Runs with staging tables or catalog sources are planned every time (not cached).
-    second = planned["results"][len(files):]
-    served = [f for f, (_, from_cache, _) in zip(files, second) if from_cache]
-    assert len(served) >= 2
-    cached = run(runs.replace("BLOCK", block).replace("ROUNDS", "1").replace("FILES", repr(served)))
-    assert not cached["duckdb"]
-    assert cached["results"] == [r for r in second if r[1]]
-    assert all(wrote for _, _, wrote in cached["results"])
+    env = {**os.environ, "DOCKYARD_WAREHOUSE": str(tmp_path / "warehouse")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not out["duckdb"]
+    n = len(files)
+    planned, _validated, second = (out["results"][i * n:(i + 1) * n] for i in range(3))
+    assert [c for c, _, _ in out["results"]] == [0] * 3 * n, r.stderr
+    assert all(wrote for _, _, wrote in planned)
+    # The second round writes the same rows, from the run cache where the pipeline allows it
+    # (runs with staging tables or catalog sources are planned every time).
+    assert [wrote for _, _, wrote in second] == [wrote for _, _, wrote in planned]
+    assert sum(from_cache for _, from_cache, _ in second) >= 2
