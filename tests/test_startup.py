@@ -123,10 +123,16 @@ def test_typers_share_a_database_but_not_their_tables():
         c.close()
 
 
-def test_typing_gives_the_names_and_types_of_a_relation():
-    """describe_query uses DESCRIBE (DuckDB's extension alone); a relation (the duckdb
-    package's con.sql) gives the same names and type spellings."""
+@pytest.mark.parametrize("bind_only", [True, False], ids=["bind", "describe"])
+def test_typing_gives_the_names_and_types_of_a_relation(bind_only, monkeypatch):
+    """describe_query binds with DuckDB's extension alone (its bind-only call, or DESCRIBE
+    without it); a relation (the duckdb package's con.sql) has the same names and types."""
     import duckdb
+
+    from builder import schema
+
+    assert schema.BIND_ONLY  # the installed duckdb has the bind-only call
+    monkeypatch.setattr(schema, "BIND_ONLY", bind_only)
 
     query = ("SELECT 1::INTEGER AS a, 1.5::DECIMAL(18,3) AS \"b c\", 'x' AS \"x\"\"y\", "
              "now() AS ts, now()::TIMESTAMP AS t2, {'a': 1, 'b c': [1, 2]} AS s, "
