@@ -601,8 +601,10 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
     # Names a SQL step may read; the same for every step, so listed once (not once per step).
     readable = pipeline.node_ids() + [graphmod.rejected_id(s.id) for s in pipeline.steps
                                       if s.pattern == "expect"]
+    by_id: dict[str, Step] = {}  # Pipeline.step scans the list: once per step is quadratic
     for st in pipeline.steps:
         inputs[st.id], parsed_sql[st.id] = declared_inputs(st, sink, values, readable)
+        by_id.setdefault(st.id, st)  # a repeated id (reported) resolves as Pipeline.step does
     side = {graphmod.rejected_id(s.id) for s in pipeline.steps if s.pattern == "expect"
             and str(s.params.get("on_fail", "error")) == "quarantine"}
     g, gprobs = graphmod.build_graph(pipeline, inputs, registry, side)
@@ -646,7 +648,7 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
                     result.problems.append(Problem(engine_message(e), file=file,
                                                    step=owner.id, kind="compile"))
                 continue
-            st = pipeline.step(node)
+            st = by_id[node]
             sp_step = StepPlan(step=st, inputs=inputs.get(st.id, []),
                                pattern=registry.get(st.pattern) if st.pattern is not None
                                and st.pattern in registry else None)
