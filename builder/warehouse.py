@@ -61,21 +61,21 @@ def open_database(project: Project, read_only: bool = False,
     project.warehouse.mkdir(parents=True, exist_ok=True)
     read_only = read_only and project.database.exists()
     deadline = time.monotonic() + LOCK_WAIT
-    while True:
-        try:
-            con = _connect_file(project.database, read_only, host)
-            break
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                if host is not None:
-                    host.close()
-                raise ExecutionError(f"the warehouse '{project.database}' is in use by another "
-                                     "process; try again when it has finished.") from None
-            time.sleep(0.1)
-        except BaseException:
-            if host is not None:
-                host.close()
-            raise
+    try:
+        while True:
+            try:
+                con = _connect_file(project.database, read_only, host)
+                break
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    raise ExecutionError(f"the warehouse '{project.database}' is in use by "
+                                         "another process; try again when it has finished."
+                                         ) from None
+                time.sleep(0.1)
+    except BaseException:
+        if host is not None:
+            host.close()
+        raise
     try:
         con.execute("SET TimeZone='UTC'")
         if not read_only:
