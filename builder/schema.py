@@ -42,6 +42,12 @@ def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
             _SOURCE_CACHE.popitem(last=False)
 
 
+def forget_source_schemas() -> None:
+    """Empty the source schema cache (the next plan reads each source's schema again)."""
+    with _SOURCE_CACHE_LOCK:
+        _SOURCE_CACHE.clear()
+
+
 class Typer:
     """Types queries against empty stand-in tables in a private in-memory DuckDB.
 

@@ -3,8 +3,9 @@
 Patterns are imported when first used, YAML is read by libyaml when available (same values and
 lines as the pure-Python reader), typing connections share one database but not their tables,
 the databases planning needs are opened in the background while the compiler is imported, the
-command line exits with the right code and complete output, and validating, planning and running
-load DuckDB's compiled extension but never the duckdb package's Python half.
+command line exits with the right code and complete output, validating, planning and running
+load DuckDB's compiled extension but never the duckdb package's Python half, and planning keeps
+the garbage collector off the objects that existed before it (without losing any garbage).
 """
 
 from __future__ import annotations
@@ -269,3 +270,71 @@ def test_cli_needs_only_duckdbs_extension(tmp_path):
     # (runs with staging tables or catalog sources are planned every time).
     assert [wrote for _, _, wrote in second] == [wrote for _, _, wrote in planned]
     assert sum(from_cache for _, from_cache, _ in second) >= 2
+
+
+def test_planning_freezes_the_heap_it_finds_and_thaws_it_after(monkeypatch):
+    """Collections during a plan walk only what the plan creates (builder.heap): the objects
+    that existed before are frozen while the steps are typed, and thawed when the plan ends."""
+    import gc
+
+    from builder.compiler import plan
+    from builder.model import load
+
+    before = [object()]  # a tracked object that exists before the plan
+    frozen_while_typing: list[int] = []
+    define = Typer.define
+
+    def spy(self, name, schema):
+        if not frozen_while_typing:
+            frozen_while_typing.append(gc.get_freeze_count())
+        define(self, name, schema)
+
+    monkeypatch.setattr(Typer, "define", spy)
+    assert gc.get_freeze_count() == 0
+    p = plan(load(EXAMPLE))
+    assert not p.errors and p.steps
+    assert frozen_while_typing and frozen_while_typing[0] > 0
+    assert gc.get_freeze_count() == 0
+    assert gc.is_tracked(before)
+
+
+def test_a_frozen_heap_still_collects_garbage_and_is_shared_by_nested_uses():
+    import gc
+    import weakref
+
+    from builder.heap import frozen_heap
+
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    old = cycle()  # garbage made before: frozen meanwhile, collected after the thaw
+    with frozen_heap():
+        new = cycle()  # garbage made inside: collected as usual
+        with frozen_heap():
+            gc.collect()
+            assert new() is None and old() is not None
+        assert gc.get_freeze_count() > 0  # the inner exit does not thaw the outer use
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert old() is None
+
+
+def test_a_heap_frozen_by_the_process_itself_stays_frozen():
+    """A server that froze its heap after its imports (to fork workers) keeps its freeze."""
+    import gc
+
+    from builder.heap import frozen_heap
+
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() == count
+    finally:
+        gc.unfreeze()
