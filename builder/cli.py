@@ -366,6 +366,9 @@ def entry() -> NoReturn:
     file is written and closed by then, and the streams are flushed here. PySpark stops its
     JVM from an exit hook, so after a Spark run the normal exit is kept.
     """
+    from builder.heap import for_a_command
+
+    for_a_command()  # before the imports: see builder.heap
     code = main()
     try:
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Planning without rescanning the whole Python heap: the objects it finds are frozen meanwhile.
+"""The Python garbage collector kept off the objects Dockyard's imports leave behind.
 
 CPython's cycle collector runs a full collection each time the objects created since the last
 one reach a quarter of the heap, and a full collection walks *every* tracked object. Dockyard's
@@ -11,6 +11,10 @@ permanent generation (``gc.freeze``, a list splice: microseconds), so collection
 plan walk only what the plan created; ``gc.unfreeze`` puts them back when it ends. Nothing is
 lost: objects created inside are collected as usual, and a frozen object that died meanwhile is
 collected after the thaw.
+
+:func:`for_a_command` is the command line's own policy (its process only, set by
+``builder.cli.entry``): the same imports made the collector walk the growing heap again and
+again while they loaded, about a seventh of ``dockyard validate``'s start-up.
 """
 
 from __future__ import annotations
@@ -47,3 +51,21 @@ def frozen_heap() -> Iterator[None]:
             if _depth == 0 and _ours:
                 gc.unfreeze()
                 _ours = False
+
+
+# Young objects are collected after this many allocations (CPython's default is 700).
+COMMAND_THRESHOLD = 100_000
+
+
+def for_a_command() -> None:
+    """Set the collector up for a short-lived command (never for a process Dockyard is a guest
+    in, such as a test runner or a notebook).
+
+    With the default thresholds, the ~110k objects the imports create were walked by several
+    full collections while they loaded: ``dockyard validate`` took 936 ms, against 801 ms with
+    young collections every 100k allocations (median of 14 interleaved runs). Full collections
+    then come only after millions of allocations, which a command does not make; cyclic garbage
+    waits for at most 100k allocations (a few MB) before it is freed.
+    """
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(COMMAND_THRESHOLD, gen1, gen2)

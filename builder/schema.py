@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from builder.duckdb_native import duckdb
 from builder.sandbox import describe, sandboxed_cursor
-from patterns.base import ColumnInfo, ident
+from patterns.base import ColumnInfo
 
 BIND_ONLY = hasattr(duckdb.DuckDBPyConnection, "_bind")  # duckdb 2.x
 
@@ -54,11 +54,18 @@ class Typer:
     Each Typer is its own cursor (connection) on one shared database: its stand-ins are TEMP
     tables, which belong to that connection only, so Typers in different threads (the app's
     sessions) never see each other's tables, and closing a Typer drops them.
+
+    All of a Typer's stand-ins are made in one transaction, never committed (closing rolls it
+    back): in autocommit mode each CREATE commits on its own, which made binding and defining a
+    step 0.99 ms instead of 0.79 ms. A failed statement can abort that transaction, and the
+    stand-ins made so far with it; :meth:`_recover` then makes them again.
     """
 
     def __init__(self) -> None:
         # Typing only binds queries over empty tables: it needs no file access at all.
         self.con = sandboxed_cursor(())
+        self._defined: dict[str, Schema] = {}
+        self.con.execute("BEGIN TRANSACTION")
 
     def close(self) -> None:
         self.con.close()
@@ -69,27 +76,58 @@ class Typer:
         # package's con.sql builds a relation on): 0.3-0.5 ms a step, against 0.5-0.6 ms for
         # a relation, which also needs that package's Python layer (50-120 ms to import), and
         # 0.6-0.9 ms for DESCRIBE, which runs a query: the fallback for an extension without it.
-        if BIND_ONLY:
-            names, types = self.con._bind(sql)[:2]
-            return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(names, types))
-        rows = self.con.execute(f"DESCRIBE {sql}\n").fetchall()
+        try:
+            if BIND_ONLY:
+                names, types = self.con._bind(sql)[:2]
+                return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(names, types))
+            rows = self.con.execute(f"DESCRIBE {sql}\n").fetchall()
+        except duckdb.Error:
+            self._recover()
+            raise
         return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
 
     def define(self, name: str, schema: Schema) -> None:
         """Create (or replace) an empty table ``name`` with the given schema."""
-        table = ident(name).sql("duckdb")
-        if not schema:
-            # A relation with no columns cannot be a table; a single hidden column stands in.
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT 1 AS _dy_empty LIMIT 0")
-            return
-        cols = ", ".join(f"{ident(c.name).sql('duckdb')} {c.type}" for c in schema)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
+        self._defined.pop(name, None)
+        try:
+            self.con.execute(_create_sql(name, schema))
+        except duckdb.Error:  # e.g. a query giving two columns of one name
+            self._recover()
+            raise
+        self._defined[name] = schema
 
     def type_query(self, name: str, query: exp.Query) -> Schema:
         """Type a step's query over the empty inputs, and define ``name`` as its result."""
         schema = self.describe_query(query.sql(dialect="duckdb"))
         self.define(name, schema)
         return schema
+
+    def _recover(self) -> None:
+        """After a failed statement: if it aborted the transaction, start a new one and make the
+        stand-ins defined so far again (failures are rare: a step with an error)."""
+        try:
+            self.con.execute("SELECT 1").fetchall()
+            return
+        except duckdb.TransactionException:
+            pass
+        self.con.execute("ROLLBACK")
+        self.con.execute("BEGIN TRANSACTION")
+        for name, schema in self._defined.items():
+            self.con.execute(_create_sql(name, schema))
+
+
+def quote(name: str) -> str:
+    """A DuckDB quoted identifier, as ``ident(name).sql("duckdb")`` writes it (that takes
+    55 us, and defining a stand-in quotes every column: 0.2 ms a step)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _create_sql(name: str, schema: Schema) -> str:
+    if not schema:
+        # A relation with no columns cannot be a table; a single hidden column stands in.
+        return f"CREATE OR REPLACE TEMP TABLE {quote(name)} AS SELECT 1 AS _dy_empty LIMIT 0"
+    cols = ", ".join(f"{quote(c.name)} {c.type}" for c in schema)
+    return f"CREATE OR REPLACE TEMP TABLE {quote(name)} ({cols})"
 
 
 def describe_source(read_sql: str, key: tuple[object, ...], allowed_dirs: list[str]) -> Schema:
