@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.background import CONFIG, SyncAhead, Task, take_spare
-from builder.duckdb_native import duckdb
+from builder.duckdb_native import duckdb, q
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -38,11 +38,6 @@ if TYPE_CHECKING:
 
 TMP_MARK = ".dockyard-tmp-"
 CHECK_SAMPLE_ROWS = 5
-
-
-def q(name: str) -> str:
-    """A quoted DuckDB identifier: any character is safe (a double quote is doubled)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
