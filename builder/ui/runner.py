@@ -6,8 +6,6 @@ moves one progress bar per step; the summary lists rows and time per step and th
 
 from __future__ import annotations
 
-import shlex
-import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -19,9 +17,9 @@ from builder.compiler import Plan
 from builder.engines.base import RunResult, StepStat
 from builder.errors import PipelineError
 from builder.model import Pipeline
+from builder.schedule import schedule
 from builder.ui import state
 from builder.ui.messages import one_line, problem_text
-from builder.ui.saving import display_path
 
 
 @dataclass
@@ -30,19 +28,6 @@ class RunSummary:
     seconds: float
     result: RunResult | None = None
     errors: list[str] = field(default_factory=list)
-
-
-def schedule_commands(p: Pipeline) -> tuple[str, str]:
-    """(command, cron line) that run the saved file the way a scheduler should."""
-    assert p.path is not None
-    rel = display_path(p.path)
-    command = f"dockyard run {shlex.quote(rel)}"
-    root = state.ROOT.resolve()
-    exe = shutil.which("dockyard") or "dockyard"
-    log = f"{shlex.quote(str(root / 'logs' / (p.path.stem + '.log')))}"
-    cron = (f"0 6 * * * cd {shlex.quote(str(root))} && {shlex.quote(exe)} run "
-            f"{shlex.quote(rel)} >> {log} 2>&1")
-    return command, cron
 
 
 def _run(p: Pipeline, plan: Plan) -> RunSummary:
@@ -97,10 +82,11 @@ def draw(p: Pipeline, plan: Plan) -> None:
         return
     if state.is_dirty(p):
         st.warning("The command runs the saved file: you have unsaved changes.")
-    command, cron = schedule_commands(p)
-    st.code(command, language="bash")
-    st.caption("Every day at 06:00 with cron (crontab -e):")
-    st.code(cron, language="bash")
+    plan = schedule(p.path)
+    st.caption(f"From the project folder `{plan.root}`:")
+    st.code(plan.command, language="bash")
+    st.caption(f"Every day at 06:00 with cron (crontab -e); the output goes to `{plan.log}`:")
+    st.code(plan.cron, language="bash")
 
 
 def show_summary(summary: RunSummary) -> None:

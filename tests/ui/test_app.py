@@ -7,6 +7,7 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from builder.model import dump, load
+from builder.schedule import schedule
 from tests.ui.conftest import errors, open_example, param_widget, widget
 
 
@@ -181,7 +182,8 @@ def test_run_from_the_app(app: AppTest, pipelines_dir: Path):
     assert (pipelines_dir.parent / "out" / "revenue_by_country.parquet").exists()
     codes = [c.value for c in app.code]
     assert any(c.startswith("dockyard run ") and c.endswith("daily_revenue.yaml") for c in codes)
-    assert any(c.startswith("0 6 * * * cd ") for c in codes)
+    # the line shown is the one tests/test_schedule.py runs with sh -c
+    assert schedule(pipelines_dir / "daily_revenue.yaml").cron in codes
 
 
 def test_unloadable_pipeline_is_one_line_error(app: AppTest, pipelines_dir: Path):
