@@ -31,6 +31,7 @@ from builder.errors import (
     Problem,
     did_you_mean,
     engine_message,
+    function_error,
 )
 from builder.heap import frozen_heap
 from builder.model import Pipeline, Source, Step
@@ -512,6 +513,11 @@ def binder_problem(e: duckdb.Error, st: Step, rels: list[Relation], file: str | 
         line, col = sqlcheck.find_token(st.sql or "", name) if st.sql else (None, None)
         return Problem(msg, file=file, line=st.line, step=st.id, sql_line=line, sql_col=col,
                        kind="compile")
+    fn = function_error(text)
+    if fn:  # an unknown function or argument types no overload takes: point at the name
+        line, col = sqlcheck.find_token(st.sql, fn.name) if st.sql else (None, None)
+        return Problem(fn.message, file=file, line=st.line, step=st.id, sql_line=line,
+                       sql_col=col, kind="compile")
     return Problem(engine_message(e), file=file, line=st.line, step=st.id, kind="compile")
 
 

@@ -63,6 +63,12 @@ def test_sql_step_errors_are_shown_next_to_it(app: AppTest):
                                                  "WHERE").run()
     msgs = errors(app)
     assert msgs and any("line" in m.lower() for m in msgs), msgs
+    # an unknown function or wrong argument types: one line, located, under a caret
+    widget(app, "text_area", f":sql:{sid}").input("SELECT country,\n  cont(*) AS n\n"
+                                                 "FROM revenue_by_country GROUP BY 1").run()
+    assert errors(app) == ["function 'cont' does not exist. "
+                           "Did you mean 'count'? (SQL line 2, column 3)"], errors(app)
+    assert "  cont(*) AS n\n  ^" in [c.value for c in app.code]
     widget(app, "text_area", f":sql:{sid}").input("SELECT * FROM revenue_by_countri").run()
     assert any("Did you mean 'revenue_by_country'?" in m for m in errors(app))
     assert not app.exception
