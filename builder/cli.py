@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
 from builder.errors import ConfigError, ExecutionError, PipelineError
@@ -242,11 +241,14 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
+    from importlib.resources import files
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
+    # The script ships inside the package: the command works from a plain 'pip install' too.
+    app = files("builder.ui").joinpath("streamlit_app.py")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
            "--server.port", str(args.port), "--browser.gatherUsageStats", "false",
-           "--server.headless", "true"]
+           "--server.headless", "true", "--server.maxUploadSize", "500",
+           "--client.toolbarMode", "minimal"]  # .streamlit/config.toml, for installed copies
     print(f"Dockyard app: http://{args.address}:{args.port}", flush=True)
     return subprocess.call(cmd)
 

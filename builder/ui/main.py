@@ -65,7 +65,11 @@ def welcome() -> None:
     st.title("Build a pipeline")
     st.markdown("Open an example (it runs on the built-in sample data), or start a new "
                 "pipeline from the sidebar.")
-    for f in saving.saved_files(state.pipelines_dir()):
+    files = saving.saved_files(state.pipelines_dir())
+    if not files:
+        st.info(f"No pipelines in '{saving.display_path(state.pipelines_dir())}' yet. Start a "
+                "new one from the sidebar: the sample data is in its 'data/' folder.")
+    for f in files:
         try:
             from builder.model import load
 

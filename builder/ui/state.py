@@ -18,7 +18,11 @@ import streamlit as st
 from builder.model import Pipeline, dump
 from builder.preview import Previewer
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+# A checkout (the repository, e.g. ``bash scripts/start.sh``) keeps its example pipelines in
+# saved_pipelines/ beside the package; an installed package lives in site-packages, so the app
+# works in the folder it was started from instead.
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent
+ROOT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
 PIPELINES_ENV = "DOCKYARD_PIPELINES_DIR"
 UPLOADS = Path("data") / "uploads"
 
@@ -35,7 +39,8 @@ RUN = "dy_run"                     # the last run's summary (see builder.ui.runn
 
 
 def pipelines_dir() -> Path:
-    """The folder pipelines are saved in: $DOCKYARD_PIPELINES_DIR or the repo's saved_pipelines."""
+    """The folder pipelines are saved in: $DOCKYARD_PIPELINES_DIR, else saved_pipelines/ in the
+    repository (a checkout) or in the folder the app was started from (an installed package)."""
     folder = Path(os.environ.get(PIPELINES_ENV) or ROOT / "saved_pipelines")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
