@@ -57,7 +57,7 @@ def param_rows(pattern: Pattern) -> list[dict[str, Any]]:
 def patterns_json() -> list[dict[str, Any]]:
     return [{"name": p.name, "category": p.category, "inputs": p.arity,
              "summary": p.summary, "help": p.help, "params": param_rows(p),
-             "example": p.example} for p in PATTERNS]
+             "example": p.example, "keywords": list(p.keywords)} for p in PATTERNS]
 
 
 def patterns_table() -> str:
@@ -91,7 +91,9 @@ def patterns_markdown() -> str:
     for category, pats in PATTERNS.by_category().items():
         out += [f"## {category}", ""]
         for p in pats:
-            out += [f"### {p.name}", "", f"Inputs: {p.arity_text()}.", "", p.help, ""]
+            out += [f"### {p.name}", "", f"Inputs: {p.arity_text()}."
+                    + (f" Found in the app's palette by: {', '.join(p.keywords)}." if p.keywords
+                       else ""), "", p.help, ""]
             rows = param_rows(p)
             if rows:
                 out += ["| param | type | required | default | description |",

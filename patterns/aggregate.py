@@ -161,4 +161,6 @@ PATTERN = Pattern(
     example={"group_by": ["user_id"],
              "aggregations": [{"function": "count", "as": "events"},
                               {"function": "sum", "column": "amount", "as": "revenue"}]},
+    keywords=("group by", "summarize", "totals", "sum", "count", "average", "mean", "min", "max",
+              "rollup", "metrics"),
 )

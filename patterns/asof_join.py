@@ -100,4 +100,6 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="asof_join", category="Combine", arity=2, params=Params, build=build, doc=__doc__,
     example={"on": ["currency"], "left_time": "ordered_at", "right_time": "valid_from"},
+    keywords=("as of", "point in time", "nearest earlier", "latest before", "temporal join",
+              "prices at time"),
 )

@@ -369,6 +369,9 @@ class Pattern:
     build: BuildFn
     doc: str | None
     example: dict[str, Any]
+    # Words users type when they look for this block ("remove duplicates" -> dedupe); the
+    # palette's search reads them with the name, category and help text.
+    keywords: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.match(r"^[a-z][a-z0-9_]*$", self.name):
@@ -377,6 +380,8 @@ class Pattern:
             raise ValueError(f"pattern '{self.name}' has no docstring (its help text)")
         if not (isinstance(self.params, type) and issubclass(self.params, PatternParams)):
             raise ValueError(f"pattern '{self.name}': params must subclass PatternParams")
+        if any(not k or k != k.strip().lower() for k in self.keywords):
+            raise ValueError(f"pattern '{self.name}': keywords must be lowercase, non-empty words")
         if self.category not in CATEGORIES:
             raise ValueError(f"pattern '{self.name}': unknown category '{self.category}'")
         if not (self.arity == ARITY_N or self.arity in (0, 1, 2)):

@@ -118,4 +118,6 @@ PATTERN = Pattern(
     name="case_map", category="Columns & rows", arity=1, params=Params, build=build,
     doc=__doc__, example={"column": "country", "mapping": {"DE": "Germany", "FR": "France"},
                           "default": "other", "as": "country_name"},
+    keywords=("case when", "if then else", "map values", "categorize", "bucket", "recode",
+              "lookup values"),
 )

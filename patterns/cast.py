@@ -123,4 +123,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="cast", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": {"amount": "DECIMAL(10,2)", "day": "DATE"}},
+    keywords=("convert type", "change type", "to number", "to date", "parse", "data type"),
 )

@@ -146,4 +146,6 @@ def _date_only(d: dt.date) -> dt.date:
 PATTERN = Pattern(
     name="date_spine", category="Time", arity=0, params=Params, build=build, doc=__doc__,
     example={"start": "2024-01-01", "end": "2025-01-01", "interval": "day", "column": "day"},
+    keywords=("calendar", "dates table", "every day", "generate dates", "series of dates",
+              "date range"),
 )

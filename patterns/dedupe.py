@@ -64,4 +64,6 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="dedupe", category="Aggregate & window", arity=1, params=Params, build=build,
     doc=__doc__, example={"keys": ["customer_id"], "order_by": ["updated_at desc"]},
+    keywords=("remove duplicates", "deduplicate", "duplicate rows", "unique", "latest record",
+              "one row per key"),
 )

@@ -80,4 +80,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="derive", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": {"total": "price * qty"}},
+    keywords=("new column", "add column", "calculated column", "formula", "compute", "expression"),
 )

@@ -40,4 +40,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="distinct", category="Columns & rows", arity=1, params=Params, build=build,
     doc=__doc__, example={"columns": ["customer_id", "country"]},
+    keywords=("unique rows", "remove duplicates", "distinct values"),
 )

@@ -40,4 +40,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="drop", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": ["raw_payload"]},
+    keywords=("remove columns", "delete columns", "exclude columns"),
 )

@@ -346,4 +346,6 @@ PATTERN = Pattern(
                         {"row_count": {"min": 1}},
                         {"expression": "signup_date <= last_seen"}],
              "on_fail": "error"},
+    keywords=("test", "assert", "data quality", "validate", "check", "constraint", "not null",
+              "unique"),
 )

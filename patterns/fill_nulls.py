@@ -126,4 +126,6 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="fill_nulls", category="Columns & rows", arity=1, params=Params, build=build,
     doc=__doc__, example={"columns": {"country": "unknown", "amount": 0}},
+    keywords=("missing values", "replace nulls", "default value", "coalesce", "impute",
+              "forward fill"),
 )

@@ -23,4 +23,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="filter", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"where": "amount > 0"},
+    keywords=("where", "keep rows", "remove rows", "condition", "subset"),
 )

@@ -219,4 +219,6 @@ PATTERN = Pattern(
     name="gap_fill", category="Time", arity=1, params=Params, build=build, doc=__doc__,
     example={"partition_by": ["sensor_id"], "timestamp": "hour", "interval": "1 hour",
              "fill": "forward"},
+    keywords=("missing dates", "fill gaps", "every period", "continuous time series",
+              "forward fill"),
 )

@@ -143,4 +143,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="join", category="Combine", arity=2, params=Params, build=build, doc=__doc__,
     example={"how": "left", "on": ["user_id"]},
+    keywords=("merge", "lookup", "combine", "enrich", "vlookup", "left join", "match tables"),
 )

@@ -103,4 +103,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="json_extract", category="Reshape", arity=1, params=Params, build=build, doc=__doc__,
     example={"column": "payload", "paths": {"user_id": "$.user.id", "sku": "$.items[0].sku"}},
+    keywords=("parse json", "json path", "nested fields", "extract field"),
 )

@@ -27,4 +27,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="limit", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"n": 100},
+    keywords=("first rows", "head", "top rows"),
 )

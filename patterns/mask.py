@@ -107,4 +107,5 @@ PATTERN = Pattern(
     name="mask", category="Keys & privacy", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": {"email": "hash", "card_number": "last4", "notes": "redact"},
              "salt": "{{ mask_salt }}"},
+    keywords=("pii", "anonymize", "hash", "redact", "privacy", "gdpr", "hide"),
 )

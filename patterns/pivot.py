@@ -137,4 +137,5 @@ PATTERN = Pattern(
     name="pivot", category="Reshape", arity=1, params=Params, build=build, doc=__doc__,
     example={"index": ["region"], "column": "quarter", "value": "amount", "function": "sum",
              "values": ["Q1", "Q2", "Q3", "Q4"]},
+    keywords=("wide", "crosstab", "columns from values", "spread"),
 )

@@ -132,4 +132,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="regex_extract", category="Columns & rows", arity=1, params=Params, build=build,
     doc=__doc__, example={"column": "email", "pattern": "@(.+)$", "as": "domain"},
+    keywords=("regular expression", "pattern match", "parse text", "extract text"),
 )

@@ -60,4 +60,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="rename", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"mapping": {"cust_id": "customer_id"}},
+    keywords=("rename columns", "column names", "alias"),
 )

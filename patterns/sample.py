@@ -137,4 +137,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="sample", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"fraction": 0.1, "key": ["customer_id"], "seed": 42},
+    keywords=("random rows", "subset", "sampling"),
 )

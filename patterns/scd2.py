@@ -330,4 +330,6 @@ PATTERN = Pattern(
     name="scd2", category="Slowly changing", arity=1, params=Params, build=build, doc=__doc__,
     example={"keys": ["customer_id"], "tracked": ["email", "tier"],
              "snapshot_time": "snapshot_at", "invalidate_hard_deletes": True},
+    keywords=("history", "slowly changing dimension", "versions", "track changes", "snapshot",
+              "valid from", "valid to", "type 2"),
 )

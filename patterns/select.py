@@ -28,4 +28,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="select", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": ["user_id", "ts"]},
+    keywords=("choose columns", "keep columns", "reorder columns", "pick columns"),
 )

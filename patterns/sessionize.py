@@ -110,4 +110,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="sessionize", category="Time", arity=1, params=Params, build=build, doc=__doc__,
     example={"partition_by": ["user_id"], "timestamp": "ts", "gap": "30 minutes"},
+    keywords=("sessions", "visits", "inactivity gap", "session id", "clickstream"),
 )

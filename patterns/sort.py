@@ -50,4 +50,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="sort", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"order_by": ["customer_id", "ts desc"]},
+    keywords=("order by", "sort rows", "ascending", "descending"),
 )

@@ -74,4 +74,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="surrogate_key", category="Keys & privacy", arity=1, params=Params, build=build,
     doc=__doc__, example={"columns": ["order_id", "line_no"], "as": "order_line_key"},
+    keywords=("hash key", "id", "primary key", "md5", "unique key"),
 )

@@ -110,4 +110,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="time_bucket", category="Time", arity=1, params=Params, build=build, doc=__doc__,
     example={"column": "ts", "interval": "15 minutes", "as": "ts_15min"},
+    keywords=("truncate date", "per day", "per hour", "per week", "group by time", "period"),
 )

@@ -72,4 +72,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="top_n", category="Aggregate & window", arity=1, params=Params, build=build,
     doc=__doc__, example={"partition_by": ["user_id"], "order_by": ["amount desc"], "n": 3},
+    keywords=("top n", "best", "largest", "first per group", "rank", "highest"),
 )

@@ -127,4 +127,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="union", category="Combine", arity="n", params=Params, build=build, doc=__doc__,
     example={"source_column": "source"},
+    keywords=("append", "stack", "concatenate", "combine rows", "union all"),
 )

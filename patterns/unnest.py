@@ -70,4 +70,5 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
 PATTERN = Pattern(
     name="unnest", category="Reshape", arity=1, params=Params, build=build, doc=__doc__,
     example={"column": "tags", "as": "tag"},
+    keywords=("flatten", "explode", "array", "list", "expand", "one row per element"),
 )

@@ -111,4 +111,5 @@ PATTERN = Pattern(
     name="unpivot", category="Reshape", arity=1, params=Params, build=build, doc=__doc__,
     example={"index": ["region"], "columns": ["q1", "q2", "q3", "q4"],
              "name_column": "quarter", "value_column": "amount"},
+    keywords=("long", "melt", "stack columns", "columns to rows", "gather"),
 )

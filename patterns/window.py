@@ -223,4 +223,6 @@ PATTERN = Pattern(
              "functions": [{"function": "row_number", "as": "event_no"},
                            {"function": "lag", "column": "ts", "as": "previous_ts"},
                            {"function": "sum", "column": "amount", "as": "running_amount"}]},
+    keywords=("running total", "cumulative", "lag", "lead", "rank", "row number", "moving average",
+              "previous row"),
 )

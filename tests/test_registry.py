@@ -27,6 +27,7 @@ def test_every_pattern_is_complete(pattern: Pattern):
     for name, field in pattern.params.model_fields.items():
         assert field.description, f"param '{name}' has no description"
     assert (CASES / f"{pattern.name}.yaml").exists()
+    assert len(pattern.keywords) >= 3, "keywords: the words users search the palette with"
 
 
 def test_registry_refuses_duplicates_and_undocumented_patterns():

@@ -15,9 +15,18 @@ SQL_CATEGORY = "SQL"
 
 
 def matches(pattern: Pattern, query: str) -> bool:
-    """Search in name, category and help text (every word must appear)."""
-    text = f"{pattern.name} {pattern.category} {pattern.help}".lower()
-    return all(word in text for word in query.lower().split())
+    """Search in name, keywords, category and help text: every word typed must appear, singular
+    or plural ("remove duplicates" finds dedupe, "history" scd2, "flatten" unnest)."""
+    text = " ".join([pattern.name, *pattern.keywords, pattern.category, pattern.help]).lower()
+    return all(word in text or _stem(word) in text for word in query.lower().split())
+
+
+def _stem(word: str) -> str:
+    """'duplicates' -> 'duplicate', 'matches' -> 'match': the text may hold either form."""
+    for suffix in ("ies", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
 
 
 def _default_inputs(p: Pipeline, pattern: Pattern | None) -> list[str]:
