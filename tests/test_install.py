@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -46,10 +47,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtual environment with Dockyard installed from a wheel (its dependencies are the test
     environment's); returns its bin/ folder."""
     tmp = tmp_path_factory.mktemp("install")
+    # A copy of what the package is made of: setuptools writes its build/ folder beside the
+    # sources, which must not land in the checkout.
+    src = tmp / "src"
+    for part in ("builder", "patterns"):
+        shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, src / part)
     # Built as 'pip install' builds it (setuptools from the package index, as for the README's
     # install); the wheel then installs offline.
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "-w", str(tmp / "dist"), str(ROOT)],
+                    "-w", str(tmp / "dist"), str(src)],
                    check=True, capture_output=True, timeout=300)
     wheel = next((tmp / "dist").glob("dockyard-*.whl"))
     assert "builder/ui/streamlit_app.py" in zipfile.ZipFile(wheel).namelist()
