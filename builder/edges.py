@@ -23,6 +23,7 @@ from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
 from builder.model import Pipeline, Source
 from builder.project import find_project
+from builder.reader_options import option_problems
 from builder.schema import Typer, describe_source
 from patterns import PATTERNS
 from patterns.base import BuildContext, Built, Check, ColumnInfo, ParamError, Relation
@@ -53,6 +54,12 @@ def _plan_catalog(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
                  line=src.line, kind="config")
         return SourcePlan(src, None)
     entry, _file = found
+    bad_options = option_problems(entry.options, cat.format(src.catalog))
+    for message in bad_options:
+        sink.add(f"source '{src.id}': catalog entry '{entry.name}': {message}", line=src.line,
+                 kind="config")
+    if bad_options:
+        return SourcePlan(src, None)
     raw = Source(id=src.id, path=cat.location(src.catalog), format=cat.format(src.catalog),
                  options=dict(entry.options), line=src.line)
     base = plan_source(pipeline, raw, sink)
