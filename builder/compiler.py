@@ -724,6 +724,14 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
         sp.problems.append(binder_problem(e, st, rels, file))
         sp.columns = None
         return
+    # Checks hold users' expressions too: they are typed here, in the no-file sandbox, so a
+    # check that cannot run is a validation error, before any engine with file access runs it.
+    for check in sp.checks:
+        try:
+            typer.describe_query(check.failing.sql(dialect="duckdb"))
+        except duckdb.Error as e:
+            sp.problems.append(Problem(f"check '{check.name}' cannot run: {engine_message(e)}",
+                                       file=file, line=st.line, step=st.id, kind="compile"))
     dupes = sorted({c.name for c in sp.columns if [x.name for x in sp.columns].count(c.name) > 1})
     if dupes:
         sp.problems.append(Problem(

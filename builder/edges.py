@@ -139,6 +139,9 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
             # Checks run once the source node exists, so they read it by its own id.
             built = _build("expect", {"checks": entry.expectations, "on_fail": "error"},
                            src.id, columns, src.id)
+            typer.define(src.id, columns)
+            for check in built.checks:  # typed without file access, as steps' checks are
+                typer.describe_query(check.failing.sql(dialect="duckdb"))
             sp.checks.extend(built.checks)
             sp.applied.append("expectations: " + ", ".join(c.name for c in built.checks))
         if entry.freshness and entry.event_time:
