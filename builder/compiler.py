@@ -35,9 +35,10 @@ from builder.errors import (
 )
 from builder.heap import frozen_heap
 from builder.model import Pipeline, Source, Step
+from builder.reader_options import READER_FUNCTIONS, option_args, option_problems
 from builder.sandbox import file_identity, sandboxed_cursor
 from builder.schema import Schema, Typer, describe_source
-from builder.sqlparams import render_params
+from builder.sqlparams import bind_params, check_param_names, mask_params
 from patterns import PATTERNS
 from patterns.base import (
     BuildContext,
@@ -48,10 +49,11 @@ from patterns.base import (
     Pattern,
     Registry,
     Relation,
+    checked_expression,
     field_kind,
     ident,
     order_specs,
-    parse_expression,
+    parse_error_text,
 )
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -231,10 +233,11 @@ def read_query(pipeline: Pipeline, src: Source) -> exp.Query:
     assert src.path is not None
     path = pipeline.resolve(src.path)
     fmt = src.resolved_format
-    fn = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}[fmt or "parquet"]
+    fn = READER_FUNCTIONS[fmt or "parquet"]
+    # Option names are checked against the reader's (plan_source reports unknown ones first),
+    # values are literal nodes: neither can carry SQL.
     args: list[exp.Expr] = [exp.Literal.string(path)]
-    for key, value in {**(_CSV_DEFAULTS if fmt == "csv" else {}), **src.options}.items():
-        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+    args += option_args({**(_CSV_DEFAULTS if fmt == "csv" else {}), **src.options}, fmt)
     func = exp.Anonymous(this=fn, expressions=args)
     return exp.select(exp.Star()).from_(exp.Table(this=func))
 
@@ -264,6 +267,11 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
         from builder.edges import plan_edge_source  # catalog and staging sources
 
         return plan_edge_source(pipeline, src, sink)
+    bad_options = option_problems(src.options, src.resolved_format)
+    for message in bad_options:
+        sink.add(f"source '{src.id}': {message}", line=src.line, kind="config")
+    if bad_options:
+        return SourcePlan(src, None)
     read = read_query(pipeline, src)
     resolved = pipeline.resolve(src.path)
     if not file_identity(resolved) and "://" not in resolved:
@@ -317,9 +325,7 @@ def _ragged_csv(src: Source, files: tuple[tuple[str, int, int], ...],
 
 
 def _sniff_problem(src: Source, path: str, dirs: list[str]) -> str:
-    args: list[exp.Expr] = [exp.Literal.string(path)]
-    for key, value in src.options.items():
-        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+    args: list[exp.Expr] = [exp.Literal.string(path), *option_args(src.options, "csv")]
     sniff = exp.select("Delimiter", "SkipRows", "Columns").from_(
         exp.Table(this=exp.Anonymous(this="sniff_csv", expressions=args)))
     con = sandboxed_cursor(dirs)
@@ -463,21 +469,16 @@ def _check_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) ->
 
 
 def _check_sql_columns(text: str, param: str, rels: list[Relation]) -> None:
-    """Unknown column names in a SQL expression param, with did-you-mean."""
-    try:
-        tree = parse_expression(re.sub(r"\{\{.*?\}\}", "NULL", text), copy=False)
-    except (ParseError, TokenError) as e:
-        raise ParamError(param, f"param '{param}' is not a valid SQL expression: "
-                         f"{_parse_error_text(e)}") from None
-    issue = sqlcheck.check_expression_tree(tree)
-    if issue:
-        raise ParamError(param, issue.message)
+    """The statement check, then unknown column names, of a SQL expression param."""
+    tree, masked = checked_expression(text, [r.name for r in rels], param)
+    placeholders = {ref.placeholder for ref in masked.refs}
     cols = [c for r in rels for c in r.column_names]
     lowered = {c.lower() for c in cols}
     local_aliases = {a.alias for a in tree.find_all(exp.Alias)}
     for column in tree.find_all(exp.Column):
         name = column.name
-        if not name or column.table or name in cols or name in local_aliases:
+        if not name or column.table or name in cols or name in local_aliases \
+                or name in placeholders:
             continue
         if not column.this.quoted and name.lower() in lowered:
             continue  # DuckDB resolves unquoted names case-insensitively
@@ -486,14 +487,6 @@ def _check_sql_columns(text: str, param: str, rels: list[Relation]) -> None:
         where = f"input '{rels[0].name}'" if len(rels) == 1 else "the inputs"
         raise ParamError(param, f"column '{name}' not found in {where}."
                          + (did_you_mean(name, cols) or " Columns: " + ", ".join(cols[:12]) + "."))
-
-
-def _parse_error_text(e: Exception) -> str:
-    if isinstance(e, ParseError) and e.errors:
-        err = e.errors[0]
-        return f"{str(err.get('description', 'cannot parse')).rstrip('.')} near " \
-               f"'{err.get('highlight', '')}'."
-    return str(e).splitlines()[0]
 
 
 # ---- engine error messages ---------------------------------------------------------------
@@ -529,21 +522,33 @@ def declared_inputs(st: Step, sink: ProblemSink, params: dict[str, Any],
     (``readable``: every node id of the pipeline, and the expect steps' ``.rejected``)."""
     if st.sql is None:
         return list(st.inputs or []), None
+    # {{ name }} is masked, the text parsed and checked, then each value put in the tree as a
+    # literal: a value can never end a comment, a string or a name (see builder.sqlparams).
     try:
-        text = render_params(st.sql, params)
+        masked = mask_params(st.sql)
+        check_param_names(masked, params)
     except CompileError as ce:
         for p in ce.problems:
             sink.add(p.message, line=st.line, step=st.id, kind="compile")
         return list(st.inputs or []), None
-    query, issue = sqlcheck.parse_query(text)
+    query, issue = sqlcheck.parse_query(masked.text)
     if issue or query is None:
         assert issue is not None
-        sink.add(issue.message, line=st.line, step=st.id, sql_line=issue.line,
-                 sql_col=issue.col, kind="compile")
+        line, col = masked.position(issue.line, issue.col)
+        sink.add(masked.unmask(issue.message), line=st.line, step=st.id, sql_line=line,
+                 sql_col=col, kind="compile")
+        return list(st.inputs or []), None
+    try:
+        bind_params(query, masked, params)
+    except CompileError as ce:
+        for p in ce.problems:
+            sink.add(p.message, line=st.line, step=st.id, sql_line=p.sql_line,
+                     sql_col=p.sql_col, kind="compile")
         return list(st.inputs or []), None
     found, issues = sqlcheck.infer_inputs(query, readable)
     for iss in issues:
-        sink.add(iss.message, line=st.line, step=st.id, sql_line=iss.line, sql_col=iss.col,
+        line, col = masked.position(iss.line, iss.col)
+        sink.add(iss.message, line=st.line, step=st.id, sql_line=line, sql_col=col,
                  kind="compile")
     if st.inputs is not None:
         missing = [n for n in found if n not in st.inputs and n != st.id]
@@ -715,7 +720,7 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
                                            kind="compile"))
             return
         except (ParseError, TokenError) as e:
-            sp.problems.append(Problem(f"invalid SQL expression: {_parse_error_text(e)}",
+            sp.problems.append(Problem(f"invalid SQL expression: {parse_error_text(e)}",
                                        file=file, line=st.line, step=st.id, kind="compile"))
             return
         sp.query, sp.checks, sp.rejected = built.query, built.checks, built.rejected
@@ -725,6 +730,14 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
         sp.problems.append(binder_problem(e, st, rels, file))
         sp.columns = None
         return
+    # Checks hold users' expressions too: they are typed here, in the no-file sandbox, so a
+    # check that cannot run is a validation error, before any engine with file access runs it.
+    for check in sp.checks:
+        try:
+            typer.describe_query(check.failing.sql(dialect="duckdb"))
+        except duckdb.Error as e:
+            sp.problems.append(Problem(f"check '{check.name}' cannot run: {engine_message(e)}",
+                                       file=file, line=st.line, step=st.id, kind="compile"))
     dupes = sorted({c.name for c in sp.columns if [x.name for x in sp.columns].count(c.name) > 1})
     if dupes:
         sp.problems.append(Problem(

@@ -23,6 +23,7 @@ from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
 from builder.model import Pipeline, Source
 from builder.project import find_project
+from builder.reader_options import option_problems
 from builder.schema import Typer, describe_source
 from patterns import PATTERNS
 from patterns.base import BuildContext, Built, Check, ColumnInfo, ParamError, Relation
@@ -53,6 +54,12 @@ def _plan_catalog(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
                  line=src.line, kind="config")
         return SourcePlan(src, None)
     entry, _file = found
+    bad_options = option_problems(entry.options, cat.format(src.catalog))
+    for message in bad_options:
+        sink.add(f"source '{src.id}': catalog entry '{entry.name}': {message}", line=src.line,
+                 kind="config")
+    if bad_options:
+        return SourcePlan(src, None)
     raw = Source(id=src.id, path=cat.location(src.catalog), format=cat.format(src.catalog),
                  options=dict(entry.options), line=src.line)
     base = plan_source(pipeline, raw, sink)
@@ -132,6 +139,9 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
             # Checks run once the source node exists, so they read it by its own id.
             built = _build("expect", {"checks": entry.expectations, "on_fail": "error"},
                            src.id, columns, src.id)
+            typer.define(src.id, columns)
+            for check in built.checks:  # typed without file access, as steps' checks are
+                typer.describe_query(check.failing.sql(dialect="duckdb"))
             sp.checks.extend(built.checks)
             sp.applied.append("expectations: " + ", ".join(c.name for c in built.checks))
         if entry.freshness and entry.event_time:

@@ -108,6 +108,34 @@ def check_expression_tree(tree: exp.Expr) -> SqlIssue | None:
     return None
 
 
+def check_expression(tree: exp.Expr, inputs: list[str]) -> SqlIssue | None:
+    """The statement check of SQL steps, for a SQL expression param of a pattern step.
+
+    Besides :func:`check_expression_tree`, every table the expression reads (a subquery's
+    FROM) must be one of the step's ``inputs``: a quoted or string name (``'x.csv'``,
+    ``"x.csv"``) would otherwise make DuckDB read that file.
+    """
+    issue = check_expression_tree(tree)
+    if issue:
+        return issue
+    for table in referenced_tables(tree):
+        if table.name in inputs and not table.args.get("db") and not table.args.get("catalog"):
+            continue
+        line, col = _meta_pos(table.this) if table.this else (None, None)
+        shown = ", ".join(f"'{i}'" for i in inputs) or "none"
+        shown_name = table.sql(dialect="duckdb") if table.args.get("db") else table.name
+        return SqlIssue(f"table '{shown_name}' is not an input of this step "
+                        f"(inputs: {shown}): an expression reads only the step's inputs. "
+                        "Declare files under 'sources:' and join them in.", line, col)
+    for name, fn in table_functions(tree):
+        if name.lower() not in SAFE_TABLE_FUNCTIONS:
+            line, col = _meta_pos(fn)
+            return SqlIssue(f"table function '{name}' is not allowed: a step reads only the "
+                            "pipeline's sources and steps. Declare files under 'sources:'.",
+                            line, col)
+    return None
+
+
 def _function_name(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Anonymous):
         return str(node.this)
@@ -149,7 +177,7 @@ def _pos_of_first_token(sql: str) -> tuple[int, int]:
     return 1, 1
 
 
-def referenced_tables(query: exp.Query) -> list[exp.Table]:
+def referenced_tables(query: exp.Expr) -> list[exp.Table]:
     """Tables the query reads from outside itself (CTE names it defines are excluded)."""
     cte_names: set[str] = set()
     for cte in query.find_all(exp.CTE):
@@ -164,7 +192,7 @@ def referenced_tables(query: exp.Query) -> list[exp.Table]:
     return seen
 
 
-def table_functions(query: exp.Query) -> list[tuple[str, exp.Expr]]:
+def table_functions(query: exp.Expr) -> list[tuple[str, exp.Expr]]:
     """Table-valued function calls in FROM/JOIN positions (e.g. ``read_csv(...)``)."""
     out: list[tuple[str, exp.Expr]] = []
     for table in query.find_all(exp.Table):

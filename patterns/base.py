@@ -25,9 +25,19 @@ from typing import Annotated, Any, Literal, Union
 import sqlglot
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
 
-from builder.errors import did_you_mean
-from builder.sqlparams import non_finite_literal, render_params
+from builder import sqlcheck
+from builder.errors import CompileError, did_you_mean
+from builder.sqlparams import (
+    Masked,
+    bind_params,
+    check_param_names,
+    mask_params,
+    misplaced_message,
+    misplaced_param,
+    non_finite_literal,
+)
 
 ARITY_N = "n"
 Arity = Union[int, Literal["n"]]
@@ -199,6 +209,44 @@ def parse_expression(sql: str, *, copy: bool = True) -> exp.Expr:
     return tree.copy() if copy else tree
 
 
+def checked_expression(text: str, inputs: list[str],
+                       param: str | None = None) -> tuple[exp.Expr, Masked]:
+    """A SQL expression param parsed (a copy) with its ``{{ name }}`` masked, and checked.
+
+    Every expression param of every pattern comes through here (``BuildContext.expr``, and
+    validation of ``sql_field``/``sql_map_field`` params): it gets the statement check of SQL
+    steps (no statements, no file or environment functions, no table functions) and may read
+    only ``inputs``; each ``{{ name }}`` must stand where a value goes. Raises
+    :class:`ParamError` naming ``param``.
+    """
+    try:
+        masked = mask_params(text)
+        tree = parse_expression(masked.text)
+    except CompileError as e:
+        raise ParamError(param, e.problems[0].message) from None
+    except (ParseError, TokenError) as e:
+        what = f"param '{param}'" if param else "the expression"
+        raise ParamError(param, masked.unmask(f"{what} is not a valid SQL expression: "
+                                              f"{parse_error_text(e)}")) from None
+    issue = sqlcheck.check_expression(tree, inputs)
+    if issue:
+        raise ParamError(param, masked.unmask(issue.message))
+    bad = misplaced_param(masked, tree)
+    if bad:
+        why, ref = bad
+        raise ParamError(param, misplaced_message(why, ref, position=True))
+    return tree, masked
+
+
+def parse_error_text(e: Exception) -> str:
+    """The first parse error of sqlglot in one line: what and near which token."""
+    if isinstance(e, ParseError) and e.errors:
+        err = e.errors[0]
+        return f"{str(err.get('description', 'cannot parse')).rstrip('.')} near " \
+               f"'{err.get('highlight', '')}'."
+    return str(e).splitlines()[0]
+
+
 def clear_parse_cache() -> None:
     """Forget parsed expressions (the benchmark times planning as a new process would)."""
     _parsed.cache_clear()
@@ -315,9 +363,16 @@ class BuildContext:
         """The single input of a one-input pattern."""
         return self.inputs[0]
 
-    def expr(self, text: str) -> exp.Expr:
-        """Parse a user's SQL expression (DuckDB dialect), with ``{{ name }}`` as literals."""
-        return parse_expression(render_params(text, self.pipeline_params))
+    def expr(self, text: str, param: str | None = None) -> exp.Expr:
+        """Parse a user's SQL expression (DuckDB dialect), with ``{{ name }}`` as literals.
+
+        It gets the statement check of SQL steps and may read only this step's inputs (see
+        :func:`checked_expression`); ``param`` names it in the errors.
+        """
+        masked = mask_params(text)
+        check_param_names(masked, self.pipeline_params)
+        tree, masked = checked_expression(text, [r.name for r in self.inputs], param)
+        return bind_params(tree, masked, self.pipeline_params)
 
     def check_column(self, name: str, param: str, input: int = 0) -> str:
         """Raise :class:`ParamError` unless input ``input`` has column ``name``; returns it.

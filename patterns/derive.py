@@ -68,7 +68,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
             raise ParamError(f"columns.{name}", f"'{name}' differs only in case from the "
                              f"existing column '{same}'. Write '{same}' to replace it, or "
                              "choose another name.")
-        tree = ctx.expr(str(text))
+        tree = ctx.expr(str(text), "columns")
         _per_row(tree, name)
         exprs[name] = tree
     items: list[exp.Expr] = [alias(exprs[c], c) if c in exprs else col(c)

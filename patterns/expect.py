@@ -259,7 +259,7 @@ def _condition(spec: _Spec, ctx: BuildContext) -> exp.Expr:
         either = outside[0] if len(outside) == 1 else exp.paren(exp.or_(*outside), copy=False)
         return exp.and_(_not_null(col(c)), either)
     assert spec.kind == "expression"
-    tree = ctx.expr(spec.sql)
+    tree = ctx.expr(spec.sql, spec.param)
     _check_expression_columns(tree, spec.param, ctx)
     return exp.Not(this=exp.Coalesce(this=tree, expressions=[exp.true()]))
 

@@ -17,7 +17,7 @@ class Params(PatternParams):
 
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:
-    return exp.select(exp.Star()).from_(ctx.input.table()).where(ctx.expr(p.where))
+    return exp.select(exp.Star()).from_(ctx.input.table()).where(ctx.expr(p.where, "where"))
 
 
 PATTERN = Pattern(
