@@ -164,6 +164,17 @@ def default_sql(reads: str | None) -> str:
     return f"SELECT *\nFROM {reads}" if reads else "SELECT 1 AS one"
 
 
+def default_output_path(pipeline: Pipeline, step_id: str) -> str:
+    """Where a new output goes: a folder per pipeline, so two pipelines with a step of the same
+    name (every new pipeline has a 'filter_1') never write the same file.
+
+    >>> default_output_path(Pipeline(name="daily"), "filter_1")
+    '../out/daily/filter_1.parquet'
+    """
+    folder = re.sub(r"[^A-Za-z0-9_-]", "_", pipeline.name) or "pipeline"
+    return f"../out/{folder}/{step_id}.parquet"
+
+
 def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
     """Write ``step_id`` to ``path`` on a run (None or empty: no output for it)."""
     if step_id not in pipeline.node_ids():
@@ -228,6 +239,61 @@ def input_candidates(pipeline: Pipeline, step_id: str) -> list[str]:
     """Ids a step may read without making a cycle: everything but itself and its dependents."""
     blocked = downstream(pipeline, step_id) | {step_id}
     return [n for n in pipeline.node_ids() if n not in blocked]
+
+
+def upstream(pipeline: Pipeline, node: str) -> set[str]:
+    """Every source and step ``node`` reads, directly or not."""
+    steps = {s.id: s for s in pipeline.steps}
+    seen: set[str] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if n not in steps:
+            continue
+        for r in reads(pipeline, steps[n]):
+            if r not in seen:
+                seen.add(r)
+                todo.append(r)
+    return seen
+
+
+def other_input_choices(pipeline: Pipeline, first: str | None,
+                        step_id: str | None = None) -> list[str]:
+    """What a two-input step may read besides ``first``: sources first, then steps.
+
+    Nodes ``first`` already reads come last (joining a step back to its own source is rare),
+    and ``step_id``'s dependents are left out (they would make a cycle).
+    """
+    blocked = (downstream(pipeline, step_id) | {step_id}) if step_id else set()
+    ups = upstream(pipeline, first) if first else set()
+    ordered = [n for n in pipeline.sources if n not in ups] + \
+        [s for s in pipeline.step_ids() if s not in ups] + \
+        [n for n in pipeline.node_ids() if n in ups]
+    return [n for n in ordered if n != first and n not in blocked]
+
+
+def default_inputs(pipeline: Pipeline, selected: str | None, arity: int | str) -> list[str]:
+    """Inputs a new step starts with: the inspected node (else the last one); a two-input
+    pattern also gets the first other input it is likely to combine with (see
+    :func:`other_input_choices`), or none when there is nothing else to read.
+
+    >>> p = Pipeline(name="demo")
+    >>> _ = add_source(p, "clicks", "clicks.parquet"); _ = add_source(p, "users", "users.csv")
+    >>> _ = add_pattern_step(p, "dedupe", ["clicks"])
+    >>> _ = add_pattern_step(p, "sessionize", ["dedupe_1"])
+    >>> default_inputs(p, "sessionize_1", 2)
+    ['sessionize_1', 'users']
+    """
+    if arity == 0:
+        return []
+    nodes = pipeline.node_ids()
+    first = selected if selected in nodes else (nodes[-1] if nodes else None)
+    if first is None:
+        return []
+    if arity == 2:
+        others = other_input_choices(pipeline, first)
+        return [first] + others[:1]
+    return [first]
 
 
 # ---- rename, move, delete ----------------------------------------------------------------
