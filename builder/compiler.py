@@ -233,9 +233,23 @@ def read_query(pipeline: Pipeline, src: Source) -> exp.Query:
     fn = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}[fmt or "parquet"]
     args: list[exp.Expr] = [exp.Literal.string(path)]
     for key, value in {**(_CSV_DEFAULTS if fmt == "csv" else {}), **src.options}.items():
-        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=option_value(value)))
     func = exp.Anonymous(this=fn, expressions=args)
     return exp.select(exp.Star()).from_(exp.Table(this=func))
+
+
+def option_value(value: Any) -> exp.Expr:
+    """A reader option's value as SQL: a mapping is a STRUCT literal, which is what DuckDB's
+    readers take (``types: {amount: DECIMAL(10,2)}``); sqlglot would make it a MAP.
+
+    >>> option_value({"amount": "DOUBLE"}).sql(dialect="duckdb")
+    "{'amount': 'DOUBLE'}"
+    """
+    if isinstance(value, dict):
+        return exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=option_value(v))
+            for k, v in value.items()])
+    return exp.convert(value)
 
 
 def source_key(pipeline: Pipeline, src: Source) -> tuple[object, ...]:
@@ -318,7 +332,7 @@ def _ragged_csv(src: Source, files: tuple[tuple[str, int, int], ...],
 def _sniff_problem(src: Source, path: str, dirs: list[str]) -> str:
     args: list[exp.Expr] = [exp.Literal.string(path)]
     for key, value in src.options.items():
-        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=exp.convert(value)))
+        args.append(exp.PropertyEQ(this=exp.var(str(key)), expression=option_value(value)))
     sniff = exp.select("Delimiter", "SkipRows", "Columns").from_(
         exp.Table(this=exp.Anonymous(this="sniff_csv", expressions=args)))
     con = sandboxed_cursor(dirs)

@@ -142,7 +142,7 @@ def test_build_preview_save_and_run_with_the_cli(server, tmp_path: Path):
             sql.press("Control+Enter")
             _settle(page)
             expect(page.get_by_text("Valid: 3 columns.")).to_be_visible()
-            page.get_by_text("Write this step to a file", exact=True).click()
+            page.get_by_text("A file", exact=True).click()
             _settle(page)
             # Preview.
             page.get_by_role("button", name="▶ Preview").click()

@@ -7,7 +7,7 @@ import streamlit as st
 from builder import edit
 from builder.compiler import Plan
 from builder.model import Pipeline, Source, Step
-from builder.ui import forms, sql_editor, state
+from builder.ui import forms, outputs, source_options, sql_editor, state
 from builder.ui import preview as preview_ui
 from builder.ui.messages import action, show_problems
 from patterns import PATTERNS
@@ -41,17 +41,6 @@ def _move(node: str, delta: int) -> None:
     p = state.pipeline()
     assert p is not None
     edit.move_step(p, node, delta)
-
-
-@action
-def _set_output(node: str, on_key: str, path_key: str) -> None:
-    p = state.pipeline()
-    assert p is not None
-    if st.session_state.get(on_key):
-        edit.set_output(p, node, st.session_state.get(path_key) or
-                        edit.default_output_path(p, node))
-    else:
-        edit.set_output(p, node, None)
 
 
 def _header(p: Pipeline, node: str, is_step: bool) -> None:
@@ -93,9 +82,7 @@ def draw_source(p: Pipeline, src: Source, plan: Plan) -> None:
         path = st.text_input("Path (relative to the pipeline file)", key=k)
         if path.strip() and path.strip() != src.path:
             src.path = path.strip()
-    else:
-        st.markdown(f"Reads {'catalog entry' if src.catalog else 'staging table'} "
-                    f"`{src.catalog or src.staging}`.")
+    source_options.draw(p, src, plan)
     cols = [c.name for c in plan.schema(src.id) or ()]
     k = state.key("src_key", src.id)
     if k not in st.session_state:
@@ -129,7 +116,8 @@ def draw_step(p: Pipeline, step: Step, plan: Plan) -> None:
                           and x.kind == "graph"]
         show_problems(graph_problems)
         forms.param_form(pattern, step, plan, list(step.inputs or []))
-    _output(p, step.id)
+    st.subheader("Output")
+    outputs.draw(p, step.id, plan)
 
 
 def _inputs(p: Pipeline, step: Step, arity_text: str) -> None:
@@ -167,24 +155,6 @@ def _two_inputs(p: Pipeline, step: Step) -> None:
     chosen = [x for x in (new_left, new_right) if x]
     if chosen != current:
         step.inputs = chosen
-
-
-def _output(p: Pipeline, node: str) -> None:
-    out = p.outputs.get(node)
-    on_key, path_key = state.key("out_on", node), state.key("out_path", node)
-    if on_key not in st.session_state:
-        st.session_state[on_key] = out is not None
-        st.session_state[path_key] = (out.path if out and out.path else
-                                      edit.default_output_path(p, node))
-    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
-    c1.checkbox("Write this step to a file", key=on_key, on_change=_set_output,
-                args=(node, on_key, path_key))
-    if out is not None and out.staging:
-        c2.markdown(f"Writes staging table `{out.staging}`.")
-        return
-    c2.text_input("Output file (relative to the pipeline file)", key=path_key,
-                  on_change=_set_output, args=(node, on_key, path_key),
-                  disabled=not st.session_state.get(on_key))
 
 
 def draw(p: Pipeline, node: str, plan: Plan) -> None:

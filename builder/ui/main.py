@@ -13,7 +13,17 @@ from builder.compiler import Plan, plan
 from builder.errors import PipelineError
 from builder.model import Pipeline, dump
 from builder.sample_data import ensure_examples
-from builder.ui import catalog, dag, inspector, palette, runner, saving, sources, state
+from builder.ui import (
+    catalog,
+    dag,
+    inspector,
+    palette,
+    runner,
+    saving,
+    settings,
+    sources,
+    state,
+)
 from builder.ui.messages import one_line, show_problems
 
 ICONS = {"invalid": "✗", "cached": "✓", "valid": "○", "source": "◆"}
@@ -96,6 +106,7 @@ def page(p: Pipeline) -> None:
     show_problems(general)
     tab_build, tab_run, tab_yaml = st.tabs(["Build", "Run & schedule", "YAML"])
     with tab_build:
+        settings.draw(p)
         dag.draw(the_plan, states, state.selected())
         nodes = list(states)
         if not nodes:

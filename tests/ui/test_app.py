@@ -119,7 +119,7 @@ def test_new_pipeline_save_and_reload(app: AppTest, pipelines_dir: Path):
     assert pipeline(app).sources["orders"].path == "data/orders.parquet"
     app.button(key="dy_add_filter").click().run()
     param_widget(app, "text_area", "filter_1", "where").input("status = 'paid'").run()
-    widget(app, "checkbox", ":out_on:filter_1").check().run()
+    widget(app, "radio", ":out_kind:filter_1").set_value("file").run()
     assert pipeline(app).outputs["filter_1"].path == "../out/paid/filter_1.parquet"
     # A name escaping the folder is refused and nothing is written.
     app.text_input(key="dy_save_name").input("../evil").run()
