@@ -76,7 +76,7 @@ def _run(p: Pipeline, plan: Plan) -> RunSummary:
     except Exception as e:  # noqa: BLE001 - one line, never a traceback
         return RunSummary(False, time.perf_counter() - t0, errors=[one_line(e)])
     for row in step_rows(result):
-        bar = bars.get(row["step"])
+        bar = bars.get(str(row["step"]))
         if bar is not None and row["how"] == "streamed":
             bar.progress(100, text=f"{row['step']}: {row['rows']} rows, streamed into its "
                          "output")

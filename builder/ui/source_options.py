@@ -102,9 +102,9 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
         shown: set[str] = set()
         if src.resolved_format == "csv":
             shown = set(CSV_OPTIONS) | {"types"}
-            cols = st.columns(3)
+            grid = st.columns(3)
             for i, (name, (label, kind, help_)) in enumerate(CSV_OPTIONS.items()):
-                _option_widget(cols[i % 3], sid, src, name, label, kind, help_)
+                _option_widget(grid[i % 3], sid, src, name, label, kind, help_)
             value = src.options.get("types")
             k = _init(state.key("src_opt", sid, "types"), dumps(value).strip() if value else "")
             st.text_area("Column types (YAML, one 'column: TYPE' per line)", key=k,
