@@ -202,6 +202,8 @@ def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
         pipeline.outputs[step_id] = Output(step=step_id, path=path.strip())
     else:
         out.path = path.strip()
+        if out.staging is not None:  # a staging table becomes a file: drop its table settings
+            out.staging, out.mode, out.primary_key, out.history = None, "replace", [], None
 
 
 OUTPUT_MODES = ("replace", "append", "merge")
