@@ -94,3 +94,17 @@ def test_params_are_added_edited_and_guarded(app: AppTest):
                for e in errors(app)), errors(app)
     widget(app, "button", ":param_del:salt").click().run()
     assert "salt" not in pipeline(app).params
+
+
+def test_widget_labels_do_not_change_with_previews_or_schemas(app: AppTest):
+    """The browser sends back the label it showed; a label that changes after a preview (or
+    when an input's types change) reset the selection and lost the edit being made (see
+    test_browser::test_edit_after_preview_is_kept, which drives a real browser)."""
+    open_example(app)
+    before = app.selectbox(key="dy_selected").options
+    app.button(key="dy_preview_btn").click().run()
+    assert app.selectbox(key="dy_selected").options == before == pipeline(app).node_ids()
+    app.selectbox(key="dy_selected").select("order_lines").run()
+    cols = widget(app, "multiselect", ":param:order_lines:columns")
+    assert cols.value == ["order_id", "user_id", "ordered_at", "amount"]
+    assert set(cols.options) >= set(cols.value)  # bare names: no type in the label
