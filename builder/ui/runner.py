@@ -110,8 +110,8 @@ def step_rows(result: RunResult) -> list[dict[str, object]]:
 def draw(p: Pipeline, plan: Plan) -> None:
     """The Run tab: run button, progress, summary, scheduling commands."""
     if not p.outputs:
-        st.info("Nothing to run yet: choose a step and tick 'Write this step to a file' "
-                "to give the pipeline an output.")
+        st.info("Nothing to run yet: choose a step and, under 'Write this step to', pick a "
+                "file or a staging table to give the pipeline an output.")
     else:
         st.markdown("Outputs: " + ", ".join(f"`{o}` → `{out.path or out.staging}`"
                                              for o, out in p.outputs.items()))
