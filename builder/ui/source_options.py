@@ -95,9 +95,11 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
                 "those this pipeline needs raw (the catalog entry must allow this pipeline).")
         return
     k = _init(state.key("src_format", sid), src.format or AUTO)
-    guessed = infer_format(src.path) or "?"
+    # Fixed labels (a label that changes loses the selection in the browser); the guess is
+    # in the help.
     st.selectbox("Format", [AUTO, *FORMATS], key=k, on_change=_set, args=(sid, "format", k),
-                 format_func=lambda f: f or f"from the extension ({guessed})")
+                 format_func=lambda f: f or "from the extension",
+                 help=f"The extension says: {infer_format(src.path) or 'nothing'}.")
     with st.expander("Reader options", expanded=bool(src.options)):
         shown: set[str] = set()
         if src.resolved_format == "csv":
