@@ -33,12 +33,30 @@ def _type_text(annotation: Any) -> str:
     if origin is dict:
         return f"mapping {_type_text(args[0])} -> {_type_text(args[1])}" if args else "mapping"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return "{" + ", ".join(annotation.model_fields) + "}"
+        return "{" + ", ".join(item_keys(annotation)) + "}"
     return getattr(annotation, "__name__", str(annotation))
 
 
+def item_keys(model: type[BaseModel]) -> list[str]:
+    """The YAML keys of a nested item (an aggregation, a check): aliases where a field has one
+    (``as`` is a Python keyword, so the field is ``as_`` with the alias ``as``)."""
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def item_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a param's nested items (``list[Model]``, ``Model | None``, ...), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = item_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def param_rows(pattern: Pattern) -> list[dict[str, Any]]:
-    """One row per param: name, type, required, default, description, kind."""
+    """One row per param: name, type, required, default, description, kind (and ``keys``, the
+    YAML keys of its nested items, for a list of mappings such as aggregations)."""
     rows = []
     for name, f in pattern.params.model_fields.items():
         kind, inp = field_kind(pattern.params, name)
@@ -48,9 +66,13 @@ def param_rows(pattern: Pattern) -> list[dict[str, Any]]:
             default = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
             if default is PydanticUndefined:
                 default = None
-        rows.append({"name": f.alias or name, "type": _type_text(f.annotation),
-                     "required": required, "default": default,
-                     "description": f.description or "", "kind": kind, "input": inp})
+        row = {"name": f.alias or name, "type": _type_text(f.annotation),
+               "required": required, "default": default,
+               "description": f.description or "", "kind": kind, "input": inp}
+        nested = item_model(f.annotation)
+        if nested is not None:
+            row["keys"] = item_keys(nested)
+        rows.append(row)
     return rows
 
 

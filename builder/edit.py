@@ -29,7 +29,19 @@ from sqlglot.errors import ParseError, TokenError
 
 from builder import sqlcheck
 from builder.errors import ConfigError, did_you_mean
-from builder.model import ID_RE, Output, Pipeline, Source, Step, infer_format
+from builder.model import (
+    FORMATS,
+    ID_RE,
+    Output,
+    Pipeline,
+    Source,
+    Step,
+    infer_format,
+    is_env_ref,
+    valid,
+)
+from builder.sqlparams import param_names
+from builder.yamlio import loads
 
 # Pipeline file names: a plain name, no folders, no dots (so nothing can escape the folder).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -164,6 +176,17 @@ def default_sql(reads: str | None) -> str:
     return f"SELECT *\nFROM {reads}" if reads else "SELECT 1 AS one"
 
 
+def default_output_path(pipeline: Pipeline, step_id: str) -> str:
+    """Where a new output goes: a folder per pipeline, so two pipelines with a step of the same
+    name (every new pipeline has a 'filter_1') never write the same file.
+
+    >>> default_output_path(Pipeline(name="daily"), "filter_1")
+    '../out/daily/filter_1.parquet'
+    """
+    folder = re.sub(r"[^A-Za-z0-9_-]", "_", pipeline.name) or "pipeline"
+    return f"../out/{folder}/{step_id}.parquet"
+
+
 def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
     """Write ``step_id`` to ``path`` on a run (None or empty: no output for it)."""
     if step_id not in pipeline.node_ids():
@@ -179,6 +202,208 @@ def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
         pipeline.outputs[step_id] = Output(step=step_id, path=path.strip())
     else:
         out.path = path.strip()
+        if out.staging is not None:  # a staging table becomes a file: drop its table settings
+            out.staging, out.mode, out.primary_key, out.history = None, "replace", [], None
+
+
+OUTPUT_MODES = ("replace", "append", "merge")
+HISTORIES = ("scd2",)
+
+
+def set_staging_output(pipeline: Pipeline, step_id: str, name: str) -> Output:
+    """Publish ``step_id`` as the staging table ``name`` (replacing a file output's path).
+
+    >>> p = Pipeline(name="demo"); _ = add_sql_step(p, "SELECT 1 AS id", "ids")
+    >>> set_staging_output(p, "ids", "ids_table").staging
+    'ids_table'
+    """
+    if step_id not in pipeline.step_ids():
+        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
+    name = (name or "").strip()
+    if not ID_RE.match(name):
+        raise ConfigError(f"output '{step_id}': '{name}' is not a valid staging table name: use "
+                          "letters, digits and '_', not starting with a digit.")
+    out = pipeline.outputs.get(step_id)
+    if out is None:
+        out = pipeline.outputs[step_id] = Output(step=step_id)
+    out.staging, out.path, out.format = name, None, None
+    return out
+
+
+def update_output(pipeline: Pipeline, step_id: str, **changes: Any) -> Output:
+    """Change settings of an existing output: ``format``, ``mode``, ``primary_key``,
+    ``history``, ``description``, ``owner`` or ``columns`` (None or empty removes a setting).
+
+    ``mode``, ``primary_key`` and ``history`` belong to staging outputs (a file is replaced).
+    """
+    out = pipeline.outputs.get(step_id)
+    if out is None:
+        raise ConfigError(f"'{step_id}' has no output: write it to a file or a staging table "
+                          "first.")
+    where = f"output '{step_id}'"
+    for key, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip() or None
+        if key in ("mode", "primary_key", "history") and out.staging is None and value:
+            if not (key == "mode" and value == "replace"):
+                raise ConfigError(f"{where}: '{key}' is for staging tables; a file output is "
+                                  "replaced on each run.")
+        if key == "format":
+            if value is not None and value not in FORMATS:
+                raise ConfigError(f"{where}: format '{value}' is not supported." + valid(FORMATS))
+            out.format = value
+        elif key == "mode":
+            if (value or "replace") not in OUTPUT_MODES:
+                raise ConfigError(f"{where}: mode '{value}' is not supported."
+                                  + valid(OUTPUT_MODES))
+            out.mode = value or "replace"
+        elif key == "history":
+            if value is not None and value not in HISTORIES:
+                raise ConfigError(f"{where}: history '{value}' is not supported." + valid(HISTORIES))
+            out.history = value
+        elif key == "primary_key":
+            out.primary_key = [str(c) for c in value or []]
+        elif key in ("description", "owner"):
+            setattr(out, key, value)
+        elif key == "columns":
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'columns' maps column names to descriptions, like "
+                                  "{user_id: The user's id.}.")
+            out.columns = {str(k): str(v) for k, v in (value or {}).items() if v is not None}
+        else:
+            raise ConfigError(f"{where}: unknown setting '{key}'.")
+    return out
+
+
+# ---- sources: format, reader options, tables ---------------------------------------------
+
+def update_source(pipeline: Pipeline, source_id: str, **changes: Any) -> Source:
+    """Change a source's ``path``, ``format``, ``catalog``, ``staging`` (the table it reads),
+    ``description``, ``sample_key`` or ``pii_access``; empty text removes a setting."""
+    src = pipeline.sources.get(source_id)
+    if src is None:
+        raise ConfigError(f"'{source_id}' is not a source of this pipeline.")
+    where = f"source '{source_id}'"
+    for key, value in changes.items():
+        if isinstance(value, str):
+            value = value.strip() or None
+        if key == "format":
+            if value is not None and value not in FORMATS:
+                raise ConfigError(f"{where}: format '{value}' is not supported." + valid(FORMATS))
+            if value is None and src.path and infer_format(src.path) is None:
+                raise ConfigError(f"{where}: cannot tell the format of '{src.path}' from its "
+                                  "extension: choose csv, parquet or json.")
+            src.format = value
+        elif key in ("path", "catalog", "staging"):
+            if getattr(src, key) is None:
+                raise ConfigError(f"{where} does not read a {key}: add a new source instead.")
+            if value is None:
+                raise ConfigError(f"{where} needs a {key}.")
+            setattr(src, key, value)
+        elif key == "description":
+            src.description = value
+        elif key in ("sample_key", "pii_access"):
+            setattr(src, key, [str(c) for c in value or []])
+        else:
+            raise ConfigError(f"{where}: unknown setting '{key}'.")
+    return src
+
+
+def set_source_option(pipeline: Pipeline, source_id: str, name: str, value: Any) -> None:
+    """Set one reader option of a file source (None or '' removes it), e.g. ``delim``."""
+    src = pipeline.sources.get(source_id)
+    if src is None or src.path is None:
+        raise ConfigError(f"'{source_id}' is not a file source of this pipeline.")
+    if value is None or value == "" or value == {}:
+        src.options.pop(name, None)
+    else:
+        src.options[name] = value
+
+
+def set_source_options(pipeline: Pipeline, source_id: str, options: Any) -> None:
+    """Replace a file source's reader options with a mapping (``{}`` or None: none)."""
+    src = pipeline.sources.get(source_id)
+    if src is None or src.path is None:
+        raise ConfigError(f"'{source_id}' is not a file source of this pipeline.")
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError(f"source '{source_id}': 'options' is a mapping of reader options, "
+                          "like {delim: ';'}.")
+    src.options = dict(options or {})
+
+
+# ---- pipeline params ---------------------------------------------------------------------
+
+def param_value(text: str, name: str = "") -> Any:
+    """A param value typed in a text box, read as YAML: ``5`` is a number, ``2024-01-01`` a
+    date, ``{env: SALT}`` a reference to an environment variable, anything else text.
+
+    >>> param_value("2024-01-01"), param_value("5"), param_value("30 minutes")
+    (datetime.date(2024, 1, 1), 5, '30 minutes')
+    >>> param_value("{env: SALT}")
+    {'env': 'SALT'}
+    """
+    text = (text or "").strip()
+    if not text:
+        raise ConfigError(f"param '{name}' needs a value (text, number or date, or "
+                          "{env: VARIABLE_NAME}).")
+    try:
+        value = loads(text)
+    except ConfigError:
+        return text
+    if isinstance(value, dict) and is_env_ref(value):
+        return {"env": value["env"]}
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"param '{name}': a param value must be a single value (text, number, "
+                          "date) or {env: VARIABLE_NAME}.")
+    return text if value is None else value
+
+
+def param_users(pipeline: Pipeline, name: str) -> list[str]:
+    """Steps whose SQL or params use ``{{ name }}``, in file order."""
+
+    def texts(v: Any) -> list[str]:
+        if isinstance(v, str):
+            return [v]
+        if isinstance(v, dict):
+            return [t for x in v.values() for t in texts(x)]
+        if isinstance(v, list):
+            return [t for x in v for t in texts(x)]
+        return []
+
+    return [s.id for s in pipeline.steps
+            if any(name in param_names(t) for t in texts(s.params) + texts(s.sql))]
+
+
+def set_param(pipeline: Pipeline, name: str, value: Any, old: str | None = None) -> None:
+    """Add or change the pipeline param ``name`` (used as ``{{ name }}``); with ``old``,
+    rename that param (refused while steps use the old name: they would break)."""
+    name = (name or "").strip()
+    if not ID_RE.match(name):
+        raise ConfigError(f"'{name}' is not a valid param name: use letters, digits and '_', "
+                          "not starting with a digit.")
+    if old is not None and old != name:
+        if name in pipeline.params:
+            raise ConfigError(f"the pipeline already has a param '{name}'.")
+        users = param_users(pipeline, old)
+        if users:
+            raise ConfigError(f"cannot rename param '{old}': " + ", ".join(
+                f"'{u}'" for u in users) + f" use{'s' if len(users) == 1 else ''} "
+                f"{{{{ {old} }}}}. Change them first.")
+        pipeline.params = {(name if k == old else k): v for k, v in pipeline.params.items()}
+    if isinstance(value, (dict, list)) and not is_env_ref(value):
+        raise ConfigError(f"param '{name}': a param value must be a single value (text, number, "
+                          "date) or {env: VARIABLE_NAME}.")
+    pipeline.params[name] = value
+
+
+def delete_param(pipeline: Pipeline, name: str) -> None:
+    """Remove a param; refused while a step uses it, naming the steps."""
+    users = param_users(pipeline, name)
+    if users:
+        raise ConfigError(f"cannot delete param '{name}': " + ", ".join(
+            f"'{u}'" for u in users) + f" use{'s' if len(users) == 1 else ''} {{{{ {name} }}}}. "
+            "Change them first.")
+    pipeline.params.pop(name, None)
 
 
 def _check_inputs_exist(pipeline: Pipeline, inputs: list[str]) -> None:
@@ -228,6 +453,61 @@ def input_candidates(pipeline: Pipeline, step_id: str) -> list[str]:
     """Ids a step may read without making a cycle: everything but itself and its dependents."""
     blocked = downstream(pipeline, step_id) | {step_id}
     return [n for n in pipeline.node_ids() if n not in blocked]
+
+
+def upstream(pipeline: Pipeline, node: str) -> set[str]:
+    """Every source and step ``node`` reads, directly or not."""
+    steps = {s.id: s for s in pipeline.steps}
+    seen: set[str] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if n not in steps:
+            continue
+        for r in reads(pipeline, steps[n]):
+            if r not in seen:
+                seen.add(r)
+                todo.append(r)
+    return seen
+
+
+def other_input_choices(pipeline: Pipeline, first: str | None,
+                        step_id: str | None = None) -> list[str]:
+    """What a two-input step may read besides ``first``: sources first, then steps.
+
+    Nodes ``first`` already reads come last (joining a step back to its own source is rare),
+    and ``step_id``'s dependents are left out (they would make a cycle).
+    """
+    blocked = (downstream(pipeline, step_id) | {step_id}) if step_id else set()
+    ups = upstream(pipeline, first) if first else set()
+    ordered = [n for n in pipeline.sources if n not in ups] + \
+        [s for s in pipeline.step_ids() if s not in ups] + \
+        [n for n in pipeline.node_ids() if n in ups]
+    return [n for n in ordered if n != first and n not in blocked]
+
+
+def default_inputs(pipeline: Pipeline, selected: str | None, arity: int | str) -> list[str]:
+    """Inputs a new step starts with: the inspected node (else the last one); a two-input
+    pattern also gets the first other input it is likely to combine with (see
+    :func:`other_input_choices`), or none when there is nothing else to read.
+
+    >>> p = Pipeline(name="demo")
+    >>> _ = add_source(p, "clicks", "clicks.parquet"); _ = add_source(p, "users", "users.csv")
+    >>> _ = add_pattern_step(p, "dedupe", ["clicks"])
+    >>> _ = add_pattern_step(p, "sessionize", ["dedupe_1"])
+    >>> default_inputs(p, "sessionize_1", 2)
+    ['sessionize_1', 'users']
+    """
+    if arity == 0:
+        return []
+    nodes = pipeline.node_ids()
+    first = selected if selected in nodes else (nodes[-1] if nodes else None)
+    if first is None:
+        return []
+    if arity == 2:
+        others = other_input_choices(pipeline, first)
+        return [first] + others[:1]
+    return [first]
 
 
 # ---- rename, move, delete ----------------------------------------------------------------

@@ -34,6 +34,10 @@ SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging",
 STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
 OUTPUT_KEYS = ("description", "path", "format", "staging", "mode", "primary_key", "history",
                "owner", "columns")
+# Every key of the v1 file by section: the app edits each of them (a test walks this table
+# and the dataclasses below, so a new key cannot be added without its place in the app).
+V1_KEYS: dict[str, tuple[str, ...]] = {"pipeline": PIPELINE_KEYS, "source": SOURCE_KEYS,
+                                       "step": STEP_KEYS, "output": OUTPUT_KEYS}
 
 
 def is_env_ref(value: Any) -> bool:

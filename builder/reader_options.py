@@ -68,5 +68,19 @@ def option_args(options: dict[Any, Any], fmt: str | None) -> list[exp.Expr]:
     if problems:
         raise ValueError(problems[0])
     return [exp.PropertyEQ(this=exp.to_identifier(str(key).lower()),
-                           expression=exp.convert(value))
+                           expression=option_value(value))
             for key, value in options.items()]
+
+
+def option_value(value: Any) -> exp.Expr:
+    """A reader option's value as a literal: a mapping is a STRUCT literal, which is what
+    DuckDB's readers take (``types: {amount: DECIMAL(10,2)}``); sqlglot would make it a MAP.
+
+    >>> option_value({"amount": "DOUBLE"}).sql(dialect="duckdb")
+    "{'amount': 'DOUBLE'}"
+    """
+    if isinstance(value, dict):
+        return exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=option_value(v))
+            for k, v in value.items()])
+    return exp.convert(value)

@@ -142,7 +142,7 @@ def test_build_preview_save_and_run_with_the_cli(server, tmp_path: Path):
             sql.press("Control+Enter")
             _settle(page)
             expect(page.get_by_text("Valid: 3 columns.")).to_be_visible()
-            page.get_by_text("Write this step to a file", exact=True).click()
+            page.get_by_text("A file", exact=True).click()
             _settle(page)
             # Preview.
             page.get_by_role("button", name="▶ Preview").click()
@@ -162,9 +162,48 @@ def test_build_preview_save_and_run_with_the_cli(server, tmp_path: Path):
     run = subprocess.run([sys.executable, "-m", "builder.cli", "run", str(saved)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
-    out = folder.parent / "out" / "sql_1.parquet"
+    out = folder.parent / "out" / "e2e_paid" / "sql_1.parquet"
     got = duckdb.sql(f"SELECT * FROM '{out}' ORDER BY user_id").fetchall()
     want = duckdb.sql(
         f"SELECT user_id, count(*), round(sum(amount), 2) FROM '{folder}/data/orders.parquet' "
         "WHERE status = 'paid' GROUP BY user_id ORDER BY user_id").fetchall()
     assert got == want and len(got) > 10
+
+
+def test_edit_after_preview_is_kept(server):
+    """Issue 20: after a preview, editing a param of the inspected step (Enter) must keep the
+    step inspected and land in the saved YAML; the node list's labels used to change after a
+    preview, so the browser sent back a label that no longer existed and the app jumped away."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from builder.model import load
+
+    url, folder = server
+    shutil.copy(ROOT / "saved_pipelines" / "clicks_daily.yaml", folder)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            page.locator(".st-key-dy_open_clicks_daily button").click()
+            _settle(page)
+            _choose(page, "Inspect", "sessions")
+            page.get_by_role("button", name="▶ Preview").click()
+            _settle(page)
+            expect(page.get_by_text("rows, ").first).to_be_visible()
+            # Toggling sample mode is an ordinary rerun: the step stays inspected.
+            page.get_by_text("Sample mode (approximate)", exact=True).click()
+            _settle(page)
+            expect(page.get_by_role("textbox", name="gap")).to_be_visible()
+            gap = page.get_by_role("textbox", name="gap")
+            gap.fill("20 minutes")
+            gap.press("Enter")
+            _settle(page)
+            expect(page.get_by_role("textbox", name="gap")).to_have_value("20 minutes")
+            page.get_by_role("button", name="Save", exact=True).click()
+            _settle(page)
+            expect(page.get_by_text("✓ saved")).to_be_visible()
+        finally:
+            browser.close()
+    assert load(folder / "clicks_daily.yaml").step("sessions").params["gap"] == "20 minutes"

@@ -121,3 +121,42 @@ def test_pipeline_file_and_new_pipeline(tmp_path):
     assert dump(p).startswith("version: 1\nname: mine\nsources:")
     copy = edit.duplicate(p, "mine_copy", tmp_path)
     assert copy.name == "mine_copy" and p.name == "mine" and copy.sources == p.sources
+
+
+def test_outputs_switch_between_file_and_staging_table(example):
+    p = example
+    step = p.steps[-1].id
+    edit.set_staging_output(p, step, "daily_table")
+    edit.update_output(p, step, mode="merge", primary_key=["country", "day"], history="scd2",
+                       owner="team@example.com", columns={"day": "The day."})
+    out = p.outputs[step]
+    assert (out.staging, out.path, out.mode, out.history) == ("daily_table", None, "merge", "scd2")
+    with pytest.raises(ConfigError, match="mode 'upsert' is not supported. Valid values: "
+                       "replace, append, merge"):
+        edit.update_output(p, step, mode="upsert")
+    # Back to a file: the table settings go, the documentation stays; the file loads again.
+    edit.set_output(p, step, edit.default_output_path(p, step))
+    out = p.outputs[step]
+    assert (out.staging, out.mode, out.primary_key, out.history) == (None, "replace", [], None)
+    assert out.path == f"../out/{p.name}/{step}.parquet" and out.owner == "team@example.com"
+    with pytest.raises(ConfigError, match="'history' is for staging tables"):
+        edit.update_output(p, step, history="scd2")
+    assert loads_pipeline(dump(p)).outputs[step] == out
+
+
+def test_params_are_typed_and_guarded(example):
+    p = example
+    assert edit.param_value("2024-02-01").isoformat() == "2024-02-01"
+    with pytest.raises(ConfigError, match="a param value must be a single value"):
+        edit.param_value("[1, 2]", "days")
+    users = edit.param_users(p, "min_day")
+    assert users, "the example uses {{ min_day }}"
+    with pytest.raises(ConfigError, match=f"cannot delete param 'min_day': '{users[0]}'"):
+        edit.delete_param(p, "min_day")
+    with pytest.raises(ConfigError, match="cannot rename param 'min_day'"):
+        edit.set_param(p, "start_day", p.params["min_day"], old="min_day")
+    edit.set_param(p, "salt", {"env": "DOCKYARD_SALT"})
+    edit.set_param(p, "pepper", "x", old="salt")
+    assert p.params["pepper"] == "x" and "salt" not in p.params
+    edit.delete_param(p, "pepper")
+    assert "pepper" not in p.params

@@ -122,3 +122,21 @@ def test_values_with_unusual_line_breaks_survive_a_save(value):
 
     data = {"params": {"mapping": {value: value}, "default": value}}
     assert loads(dumps(data)) == data
+
+
+def test_v1_keys_are_the_models_fields():
+    """model.V1_KEYS lists every key of the file (the app's 'every key is editable' test walks
+    it): each dataclass field is a key, apart from bookkeeping and the id a mapping is keyed by."""
+    import dataclasses
+
+    from builder.model import V1_KEYS, Output, Pipeline, Source, Step
+
+    internal = {"line", "key_order", "path", "params_line", "param_lines"}
+    for section, cls, keyed_by in (("pipeline", Pipeline, None), ("source", Source, "id"),
+                                   ("step", Step, None), ("output", Output, "step")):
+        fields = {f.name for f in dataclasses.fields(cls)} - internal - {keyed_by}
+        if cls is Source:  # 'path' is a source's key, not the pipeline file's location
+            fields.add("path")
+        if cls is Output:
+            fields.add("path")
+        assert fields == set(V1_KEYS[section]), section

@@ -185,9 +185,14 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
     types_ = dict(cols)
 
     def fmt(c: Any) -> str:
-        if c == NONE or c is None:
-            return "(none)"
-        return f"{c}  ·  {types_[c]}" if c in types_ else f"{c}  ·  not in input"
+        # Only the name: a label carrying the column's type would change when the input's
+        # schema does, and the browser would then send back a label that no longer exists
+        # (Streamlit resets such a selection: a silently changed param). Types are in the help.
+        return "(none)" if c == NONE or c is None else str(c)
+
+    if names and spec.kind in ("column", "columns", "join_keys"):
+        help_ = (help_ or "") + "\n\nInput columns: " + ", ".join(
+            f"{c} ({types_[c]})" for c in names[:60])
 
     if spec.kind == "column":
         options = ([NONE] if not spec.required else []) + names
@@ -277,7 +282,9 @@ def _editor(k: str, rows: list[dict[str, Any]], columns: list[str], label: str,
     base_key = k + ":base"
     if base_key not in st.session_state:
         st.session_state[base_key] = pd.DataFrame(rows, columns=columns).astype(object)
-    st.markdown(f"**{label}**" + ("" if not help_ else f"  \n<small>{help_}</small>"),
+    # The required mark stays outside the bold: '**name ***' renders as stray asterisks.
+    name, star = (label[:-2], " \\*") if label.endswith(" *") else (label, "")
+    st.markdown(f"**{name}**{star}" + ("" if not help_ else f"  \n<small>{help_}</small>"),
                 unsafe_allow_html=True)
     df = st.data_editor(st.session_state[base_key], key=k, num_rows="dynamic",
                         column_config=config, hide_index=True, width="stretch")
@@ -338,6 +345,47 @@ def _map_editor(spec: FieldSpec, step: Step, k: str, value: Any, names: list[str
     _write(step, spec, {str(r["name"]): r["value"] for r in new_rows if r.get("name")})
 
 
+def item_keys(model: type[BaseModel]) -> dict[str, str]:
+    """YAML key -> field name of a nested item model (``as`` -> ``as_``): the table's columns
+    and the keys written are the documented YAML keys, never Python's field names."""
+    return {(info.alias or name): name for name, info in model.model_fields.items()}
+
+
+def table_keys(model: type[BaseModel], items: list[dict[str, Any]],
+               more: bool = False) -> list[str]:
+    """The columns an items table shows: every key, except optional ones with a default of
+    their own (a string_agg ``separator``) while no item sets them, unless ``more``."""
+    out = []
+    for key, name in item_keys(model).items():
+        info = model.model_fields[name]
+        rare = not info.is_required() and _default(info) is not None
+        if more or not rare or any(key in i for i in items):
+            out.append(key)
+    return out
+
+
+def items_to_rows(items: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """Param items as table rows (one cell per key)."""
+    return [{k: _clean(i.get(k)) for k in keys} for i in items]
+
+
+def rows_to_items(model: type[BaseModel], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows back to param items, keyed by the YAML keys; empty cells and cells equal to
+    the field's default are left out so the YAML stays as short as a hand-written one."""
+    fields = item_keys(model)
+    out = []
+    for r in rows:
+        item = {}
+        for k, v in r.items():
+            info = model.model_fields[fields[k]]
+            if v is None or (not info.is_required() and v == _default(info)):
+                continue
+            item[k] = v
+        if item:
+            out.append(item)
+    return out
+
+
 def _rows_editor(spec: FieldSpec, step: Step, k: str, value: Any, names: list[str],
                  help_: str | None) -> None:
     model = spec.row_model
@@ -346,33 +394,35 @@ def _rows_editor(spec: FieldSpec, step: Step, k: str, value: Any, names: list[st
     if not all(isinstance(i, dict) for i in items):
         _yaml_editor(spec, step, k, value, help_)
         return
-    fields = list(model.model_fields)
-    defaults = {n: _default(i) for n, i in model.model_fields.items()}
+    fields = item_keys(model)
+    hidden = [key for key in fields if key not in table_keys(model, items)]
+    more = bool(hidden) and st.checkbox(f"More columns: {', '.join(hidden)}", key=k + ":more")
+    keys = table_keys(model, items, more=more)
     config: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
+    for key in keys:
+        info = model.model_fields[fields[key]]
         ann, _ = _unwrap_optional(info.annotation)
-        kind, _inp = field_kind(model, name)
+        kind, _inp = field_kind(model, fields[key])
         desc = info.description
         if kind == "column":
-            config[name] = st.column_config.SelectboxColumn(name, options=names or None,
-                                                            help=desc)
+            config[key] = st.column_config.SelectboxColumn(key, options=names or None,
+                                                           help=desc)
         elif typing.get_origin(ann) is typing.Literal:
-            config[name] = st.column_config.SelectboxColumn(
-                name, options=list(typing.get_args(ann)), help=desc)
+            config[key] = st.column_config.SelectboxColumn(
+                key, options=list(typing.get_args(ann)), help=desc)
         elif ann is bool:
-            config[name] = st.column_config.CheckboxColumn(name, help=desc)
+            config[key] = st.column_config.CheckboxColumn(key, help=desc)
         elif ann in (int, float):
-            config[name] = st.column_config.NumberColumn(name, help=desc)
+            config[key] = st.column_config.NumberColumn(key, help=desc)
         else:
-            config[name] = st.column_config.TextColumn(name, help=desc)
-    rows = [{f: i.get(f) for f in fields} for i in items]
-    new_rows = _editor(k, rows, fields, _label(spec), help_, config)
-    if new_rows == [{f: _clean(r.get(f)) for f in fields} for r in rows]:
+            config[key] = st.column_config.TextColumn(key, help=desc)
+    rows = items_to_rows(items, keys)
+    # The shown columns are part of the key: a table with other columns is another table.
+    new_rows = _editor(k + ":" + ",".join(keys), rows, keys, _label(spec), help_, config)
+    if new_rows == rows:
         return
-    # Leave out cells equal to the field default: the YAML stays as short as a hand-written one.
-    new = [{f: v for f, v in r.items() if v is not None and not (
-        not model.model_fields[f].is_required() and v == defaults[f])} for r in new_rows]
-    _write(step, spec, new)
+    # Hidden columns are ones no item sets (see table_keys): nothing is dropped here.
+    _write(step, spec, rows_to_items(model, new_rows))
 
 
 def _yaml_editor(spec: FieldSpec, step: Step, k: str, value: Any, help_: str | None) -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 from builder import edit
 from builder.compiler import Plan
 from builder.model import Pipeline, Source, Step
-from builder.ui import forms, sql_editor, state
+from builder.ui import forms, outputs, source_options, sql_editor, state
 from builder.ui import preview as preview_ui
 from builder.ui.messages import action, show_problems
 from patterns import PATTERNS
@@ -41,16 +41,6 @@ def _move(node: str, delta: int) -> None:
     p = state.pipeline()
     assert p is not None
     edit.move_step(p, node, delta)
-
-
-@action
-def _set_output(node: str, on_key: str, path_key: str) -> None:
-    p = state.pipeline()
-    assert p is not None
-    if st.session_state.get(on_key):
-        edit.set_output(p, node, st.session_state.get(path_key) or f"../out/{node}.parquet")
-    else:
-        edit.set_output(p, node, None)
 
 
 def _header(p: Pipeline, node: str, is_step: bool) -> None:
@@ -92,9 +82,7 @@ def draw_source(p: Pipeline, src: Source, plan: Plan) -> None:
         path = st.text_input("Path (relative to the pipeline file)", key=k)
         if path.strip() and path.strip() != src.path:
             src.path = path.strip()
-    else:
-        st.markdown(f"Reads {'catalog entry' if src.catalog else 'staging table'} "
-                    f"`{src.catalog or src.staging}`.")
+    source_options.draw(p, src, plan)
     cols = [c.name for c in plan.schema(src.id) or ()]
     k = state.key("src_key", src.id)
     if k not in st.session_state:
@@ -120,39 +108,53 @@ def draw_step(p: Pipeline, step: Step, plan: Plan) -> None:
         with st.expander(f"About '{pattern.name}' ({pattern.category}, "
                          f"{pattern.arity_text()})"):
             st.markdown(pattern.help)
-        candidates = edit.input_candidates(p, step.id)
-        current = list(step.inputs or [])
-        k = state.key("inputs", step.id)
-        if k not in st.session_state:
-            st.session_state[k] = current
-        options = candidates + [c for c in current if c not in candidates]
-        chosen = st.multiselect(f"Inputs ({pattern.arity_text()})", options, key=k,
-                                help="Sources and steps this step reads, in order.")
-        if list(chosen) != current:
-            step.inputs = list(chosen)
+        if pattern.arity == 2 and len(step.inputs or []) <= 2:
+            _two_inputs(p, step)
+        else:
+            _inputs(p, step, pattern.arity_text())
         graph_problems = [x for x in plan.problems if x.step == step.id and x.param is None
                           and x.kind == "graph"]
         show_problems(graph_problems)
         forms.param_form(pattern, step, plan, list(step.inputs or []))
-    _output(p, step.id)
+    st.subheader("Output")
+    outputs.draw(p, step.id, plan)
 
 
-def _output(p: Pipeline, node: str) -> None:
-    out = p.outputs.get(node)
-    on_key, path_key = state.key("out_on", node), state.key("out_path", node)
-    if on_key not in st.session_state:
-        st.session_state[on_key] = out is not None
-        st.session_state[path_key] = (out.path if out and out.path else
-                                      f"../out/{node}.parquet")
-    c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
-    c1.checkbox("Write this step to a file", key=on_key, on_change=_set_output,
-                args=(node, on_key, path_key))
-    if out is not None and out.staging:
-        c2.markdown(f"Writes staging table `{out.staging}`.")
-        return
-    c2.text_input("Output file (relative to the pipeline file)", key=path_key,
-                  on_change=_set_output, args=(node, on_key, path_key),
-                  disabled=not st.session_state.get(on_key))
+def _inputs(p: Pipeline, step: Step, arity_text: str) -> None:
+    candidates = edit.input_candidates(p, step.id)
+    current = list(step.inputs or [])
+    k = state.key("inputs", step.id)
+    if k not in st.session_state:
+        st.session_state[k] = current
+    options = candidates + [c for c in current if c not in candidates]
+    chosen = st.multiselect(f"Inputs ({arity_text})", options, key=k,
+                            help="Sources and steps this step reads, in order.")
+    if list(chosen) != current:
+        step.inputs = list(chosen)
+
+
+def _two_inputs(p: Pipeline, step: Step) -> None:
+    """A two-input step: one picker per side, the other side's choices sources first."""
+    current = list(step.inputs or [])
+    left, right = (current + [None, None])[:2]
+    c1, c2 = st.columns(2)
+    k1, k2 = state.key("input_left", step.id), state.key("input_right", step.id)
+    if k1 not in st.session_state:
+        st.session_state[k1] = left
+        st.session_state[k2] = right
+    options = edit.input_candidates(p, step.id)
+    new_left = c1.selectbox("Left input *", options + [x for x in [left] if x and
+                                                       x not in options],
+                            key=k1, index=None, placeholder="choose a source or step",
+                            help="The step's first input (its rows drive a left join).")
+    others = edit.other_input_choices(p, new_left, step.id)
+    new_right = c2.selectbox("Right input *", others + [x for x in [right] if x and
+                                                        x not in others],
+                             key=k2, index=None, placeholder="choose a source or step",
+                             help="The input combined with the left one (sources first).")
+    chosen = [x for x in (new_left, new_right) if x]
+    if chosen != current:
+        step.inputs = chosen
 
 
 def draw(p: Pipeline, node: str, plan: Plan) -> None:

@@ -13,7 +13,17 @@ from builder.compiler import Plan, plan
 from builder.errors import PipelineError
 from builder.model import Pipeline, dump
 from builder.sample_data import ensure_examples
-from builder.ui import catalog, dag, inspector, palette, runner, saving, sources, state
+from builder.ui import (
+    catalog,
+    dag,
+    inspector,
+    palette,
+    runner,
+    saving,
+    settings,
+    sources,
+    state,
+)
 from builder.ui.messages import one_line, show_problems
 
 ICONS = {"invalid": "✗", "cached": "✓", "valid": "○", "source": "◆"}
@@ -100,6 +110,7 @@ def page(p: Pipeline) -> None:
     show_problems(general)
     tab_build, tab_run, tab_yaml = st.tabs(["Build", "Run & schedule", "YAML"])
     with tab_build:
+        settings.draw(p)
         dag.draw(the_plan, states, state.selected())
         nodes = list(states)
         if not nodes:
@@ -107,11 +118,14 @@ def page(p: Pipeline) -> None:
         if state.selected() not in nodes:
             state.select(nodes[-1])
         counts = _problem_counts(the_plan)
-        st.selectbox("Inspect", nodes, key=state.SELECTED,
-                     format_func=lambda n: f"{ICONS[states[n]]} {n}" + (
-                         f"  — {counts[n]} problem(s)" if counts.get(n) else ""))
+        # The options are the bare ids: a label that changes with the node's state (previewed,
+        # invalid) makes the browser send back a label that no longer exists on the next rerun,
+        # and Streamlit then resets the selection (the inspected step jumped away, edits lost).
+        st.selectbox("Inspect", nodes, key=state.SELECTED)
         node = state.selected()
         assert node is not None
+        st.caption(f"{ICONS[states[node]]} {dag.STATES[states[node]][1]}" + (
+            f"  ·  {counts[node]} problem(s)" if counts.get(node) else ""))
         before = dump(p)
         inspector.draw(p, node, the_plan)
         if dump(p) != before and st.session_state.get("dy_redraws", 0) < 3:

@@ -30,16 +30,8 @@ def _stem(word: str) -> str:
 
 
 def _default_inputs(p: Pipeline, pattern: Pattern | None) -> list[str]:
-    """The inspected node (or the last one) feeds a new step; a 2-input pattern gets two."""
-    sel = state.selected()
-    nodes = p.node_ids()
-    first = sel if sel in nodes else (nodes[-1] if nodes else None)
-    if first is None:
-        return []
-    if pattern is not None and pattern.arity == 2:
-        other = next((n for n in reversed(nodes) if n != first), None)
-        return [first] + ([other] if other else [])
-    return [first]
+    """The inspected node (or the last one) feeds a new step; see :func:`edit.default_inputs`."""
+    return edit.default_inputs(p, state.selected(), pattern.arity if pattern else 1)
 
 
 @action
@@ -47,7 +39,7 @@ def _add_pattern(name: str) -> None:
     p = state.pipeline()
     assert p is not None
     pattern = PATTERNS.get(name)
-    inputs = [] if pattern.arity == 0 else _default_inputs(p, pattern)
+    inputs = _default_inputs(p, pattern)
     st_ = edit.add_pattern_step(p, name, inputs)
     state.select(st_.id)
     state.flash("info", f"Added step '{st_.id}' ({name}). Fill in its params below.")

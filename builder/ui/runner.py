@@ -43,8 +43,14 @@ def _run(p: Pipeline, plan: Plan) -> RunSummary:
             started[node] = time.perf_counter()
             bar.progress(30, text=f"{node}: running ...")
         elif event == "done" and stat is not None:
-            rows = "-" if stat.rows is None else f"{stat.rows:,}"
-            bar.progress(100, text=f"{node}: {rows} rows in {stat.seconds:.2f}s")
+            if stat.rows is not None:
+                bar.progress(100, text=f"{node}: {stat.rows:,} rows in {stat.seconds:.2f}s")
+            elif node in p.outputs:
+                bar.progress(60, text=f"{node}: streamed (runs while its output is written)")
+            else:
+                bar.progress(100, text=f"{node}: a view (runs inside the steps that read it)")
+        elif event == "write":
+            bar.progress(80, text=f"{node}: writing its output ...")
 
     t0 = time.perf_counter()
     try:
@@ -54,14 +60,43 @@ def _run(p: Pipeline, plan: Plan) -> RunSummary:
                           errors=[problem_text(x) for x in e.problems[:8]])
     except Exception as e:  # noqa: BLE001 - one line, never a traceback
         return RunSummary(False, time.perf_counter() - t0, errors=[one_line(e)])
+    for row in step_rows(result):
+        bar = bars.get(str(row["step"]))
+        if bar is not None and row["how"] == "streamed":
+            bar.progress(100, text=f"{row['step']}: {row['rows']} rows, streamed into its "
+                         "output")
     return RunSummary(True, time.perf_counter() - t0, result)
+
+
+def step_rows(result: RunResult) -> list[dict[str, object]]:
+    """The summary table: one row per step, with the rows it produced.
+
+    A step whose query runs while its output file is written (streamed: it is never held as a
+    table) has no row count of its own; its output's count is shown. A step kept as a view is
+    computed inside the steps that read it, so it has no count.
+    """
+    written = {o.output: o for o in result.outputs}
+    out: list[dict[str, object]] = []
+    for s in result.steps:
+        seconds = s.seconds
+        if s.rows is not None:
+            rows, how = f"{s.rows:,}", "table"
+        elif s.node in written:
+            # Its time is the write's: that is when its query ran.
+            rows, how = f"{written[s.node].rows:,}", "streamed"
+            seconds += written[s.node].seconds
+        else:
+            rows, how = "", "view"
+        out.append({"step": s.node, "rows": rows, "how": how, "seconds": round(seconds, 3),
+                    "status": s.status})
+    return out
 
 
 def draw(p: Pipeline, plan: Plan) -> None:
     """The Run tab: run button, progress, summary, scheduling commands."""
     if not p.outputs:
-        st.info("Nothing to run yet: choose a step and tick 'Write this step to a file' "
-                "to give the pipeline an output.")
+        st.info("Nothing to run yet: choose a step and, under 'Write this step to', pick a "
+                "file or a staging table to give the pipeline an output.")
     else:
         st.markdown("Outputs: " + ", ".join(f"`{o}` → `{out.path or out.staging}`"
                                              for o, out in p.outputs.items()))
@@ -98,9 +133,10 @@ def show_summary(summary: RunSummary) -> None:
     r = summary.result
     assert r is not None
     st.success(f"Run finished in {summary.seconds:.2f}s.")
-    st.dataframe(pd.DataFrame([{"step": s.node, "rows": s.rows, "seconds": round(s.seconds, 3),
-                                "status": s.status} for s in r.steps]),
-                 hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(step_rows(r)), hide_index=True, width="stretch",
+                 column_config={"how": st.column_config.TextColumn(
+                     "how", help="table: computed once and kept; streamed: computed while its "
+                     "output is written; view: computed inside the steps that read it")})
     for o in r.outputs:
         st.markdown(f"Wrote **{o.output}**: {o.rows:,} rows → `{o.target}`")
     for c in r.checks:

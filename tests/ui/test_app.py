@@ -6,6 +6,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from builder.compiler import plan
 from builder.model import dump, load
 from builder.schedule import schedule
 from tests.ui.conftest import errors, open_example, param_widget, widget
@@ -21,7 +22,7 @@ def test_welcome_lists_examples_and_opens_one(app: AppTest):
     assert app.title[0].value == "daily_revenue"
     assert not errors(app)
     inspect = app.selectbox(key="dy_selected")
-    assert [o.split(" ", 1)[1] for o in inspect.options] == [
+    assert inspect.options == [
         "orders", "users", "paid_orders", "order_lines", "revenue_by_country"]
     assert any("✓ saved" in c.value for c in app.caption)
     # The model in the session is the pipeline the CLI loads from that file.
@@ -42,7 +43,8 @@ def test_add_and_edit_pattern_step(app: AppTest):
     # A column picker is filled from the input's propagated schema.
     app.button(key="dy_add_select").click().run()
     cols = param_widget(app, "multiselect", "select_1", "columns")
-    assert cols.options[:2] == ["country  ·  VARCHAR", "day  ·  DATE"]
+    assert cols.options[:2] == ["country", "day"]
+    assert "Input columns: country (VARCHAR), day (DATE)" in cols.help
     cols.select("country").select("revenue").run()
     assert pipeline(app).step("select_1").params == {"columns": ["country", "revenue"]}
     assert pipeline(app).step("select_1").inputs == ["filter_1"]
@@ -92,8 +94,8 @@ def test_preview_uses_cached_upstream_results(app: AppTest):
     app.button(key="dy_preview_btn").click().run()
     assert pv.computed[before:] == ["filter_1"]
     assert any("rows**" in m.value for m in app.markdown)
-    opts = app.selectbox(key="dy_selected").options
-    assert "✓ revenue_by_country" in opts and "✓ filter_1" in opts  # cached state in the DAG
+    assert any(c.value.startswith("✓ previewed (cached)") for c in app.caption)
+    assert set(pv.cached_nodes(plan(pipeline(app)))) >= {"revenue_by_country", "filter_1"}
 
 
 def test_delete_used_step_says_which(app: AppTest):
@@ -124,8 +126,8 @@ def test_new_pipeline_save_and_reload(app: AppTest, pipelines_dir: Path):
     assert pipeline(app).sources["orders"].path == "data/orders.parquet"
     app.button(key="dy_add_filter").click().run()
     param_widget(app, "text_area", "filter_1", "where").input("status = 'paid'").run()
-    widget(app, "checkbox", ":out_on:filter_1").check().run()
-    assert pipeline(app).outputs["filter_1"].path == "../out/filter_1.parquet"
+    widget(app, "radio", ":out_kind:filter_1").set_value("file").run()
+    assert pipeline(app).outputs["filter_1"].path == "../out/paid/filter_1.parquet"
     # A name escaping the folder is refused and nothing is written.
     app.text_input(key="dy_save_name").input("../evil").run()
     app.button(key="dy_save_btn").click().run()

@@ -1,0 +1,142 @@
+"""A source's settings beyond its path: format, reader options, the table it reads, PII access.
+
+CSV files get a widget per common DuckDB ``read_csv`` option (``delim``, ``decimal_separator``,
+``header``, ``skip``, ``dateformat``, ``nullstr``, ``quote``, ``types``): a semicolon file with
+decimal commas reads right once ``delim`` and ``decimal_separator`` are set. Every other option
+(and every option of Parquet and JSON files) is edited as YAML, so nothing a file holds is out
+of reach. Only DuckDB's own option names are offered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from builder import edit
+from builder.compiler import Plan
+from builder.model import FORMATS, Pipeline, Source, infer_format
+from builder.ui import state
+from builder.ui.messages import action
+from builder.yamlio import dumps, loads
+
+AUTO = ""
+# DuckDB read_csv option -> (label, widget kind, help)
+CSV_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "delim": ("Delimiter", "text", "The character between fields, e.g. ; or \\t (default: "
+              "detected)."),
+    "decimal_separator": ("Decimal separator", "choice", "',' for numbers written 12,50."),
+    "header": ("Header row", "tristate", "Whether the first line holds column names (default: "
+               "detected)."),
+    "skip": ("Lines to skip", "int", "Lines before the header (a preamble)."),
+    "dateformat": ("Date format", "text", "strptime format of DATE columns, e.g. %d.%m.%Y."),
+    "nullstr": ("NULL marker", "text", "The text that means NULL, e.g. NA."),
+    "quote": ("Quote character", "text", "Default: \"."),
+}
+_TRISTATE = {AUTO: "detect", "yes": "yes", "no": "no"}
+
+
+@action
+def _set(source_id: str, field: str, k: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    edit.update_source(p, source_id, **{field: st.session_state.get(k)})
+
+
+@action
+def _set_option(source_id: str, name: str, k: str, kind: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    value: Any = st.session_state.get(k)
+    if kind == "tristate":
+        value = None if value == AUTO else value == "yes"
+    elif kind == "yaml":
+        value = loads(value) if str(value or "").strip() else None
+    elif kind == "int":
+        value = None if value in (None, 0) else int(value)
+    edit.set_source_option(p, source_id, name, value)
+
+
+@action
+def _set_other(source_id: str, k: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    src = p.sources[source_id]
+    text = str(st.session_state.get(k) or "")
+    other = loads(text) if text.strip() else {}
+    if not isinstance(other, dict):
+        edit.set_source_options(p, source_id, other)  # raises the one-line message
+    shown = CSV_OPTIONS.keys() | {"types"} if src.resolved_format == "csv" else set()
+    kept = {n: v for n, v in src.options.items() if n in shown}
+    edit.set_source_options(p, source_id, {**kept, **other})
+
+
+def _init(k: str, value: Any) -> str:
+    if k not in st.session_state:
+        st.session_state[k] = value
+    return k
+
+
+def draw(p: Pipeline, src: Source, plan: Plan) -> None:
+    """Format and reader options of a file source; the table name of a catalog or staging
+    source, and the PII columns it asks raw values of."""
+    sid = src.id
+    if src.path is None:
+        field = "catalog" if src.catalog is not None else "staging"
+        k = _init(state.key("src_table", sid), getattr(src, field) or "")
+        st.text_input("Catalog entry" if field == "catalog" else "Staging table", key=k,
+                      on_change=_set, args=(sid, field, k))
+        if field == "catalog":
+            cols = [c.name for c in plan.schema(sid) or ()]
+            k = _init(state.key("src_pii", sid), list(src.pii_access))
+            st.multiselect("Raw PII columns (pii_access)", cols + [
+                c for c in src.pii_access if c not in cols], key=k, on_change=_set,
+                args=(sid, "pii_access", k), help="PII columns are masked on read; list "
+                "those this pipeline needs raw (the catalog entry must allow this pipeline).")
+        return
+    k = _init(state.key("src_format", sid), src.format or AUTO)
+    # Fixed labels (a label that changes loses the selection in the browser); the guess is
+    # in the help.
+    st.selectbox("Format", [AUTO, *FORMATS], key=k, on_change=_set, args=(sid, "format", k),
+                 format_func=lambda f: f or "from the extension",
+                 help=f"The extension says: {infer_format(src.path) or 'nothing'}.")
+    with st.expander("Reader options", expanded=bool(src.options)):
+        shown: set[str] = set()
+        if src.resolved_format == "csv":
+            shown = set(CSV_OPTIONS) | {"types"}
+            grid = st.columns(3)
+            for i, (name, (label, kind, help_)) in enumerate(CSV_OPTIONS.items()):
+                _option_widget(grid[i % 3], sid, src, name, label, kind, help_)
+            value = src.options.get("types")
+            k = _init(state.key("src_opt", sid, "types"), dumps(value).strip() if value else "")
+            st.text_area("Column types (YAML, one 'column: TYPE' per line)", key=k,
+                         on_change=_set_option, args=(sid, "types", k, "yaml"), height=80,
+                         help="E.g. 'amount: DECIMAL(10,2)'; other columns are detected.")
+        other = {n: v for n, v in src.options.items() if n not in shown}
+        k = _init(state.key("src_opt_other", sid), dumps(other).strip() if other else "")
+        st.text_area("Other reader options (YAML)", key=k, on_change=_set_other, args=(sid, k),
+                     height=70, help=f"DuckDB read_{src.resolved_format} options by their "
+                     "DuckDB names, e.g. 'all_varchar: true'.")
+
+
+def _option_widget(col: Any, sid: str, src: Source, name: str, label: str, kind: str,
+                   help_: str) -> None:
+    value = src.options.get(name)
+    k = state.key("src_opt", sid, name)
+    if kind == "tristate":
+        _init(k, AUTO if value is None else ("yes" if value else "no"))
+        col.selectbox(label, list(_TRISTATE), key=k, format_func=_TRISTATE.__getitem__,
+                      on_change=_set_option, args=(sid, name, k, kind), help=help_)
+    elif kind == "choice":
+        options = [AUTO, ".", ","] + ([str(value)] if value and str(value) not in ".," else [])
+        _init(k, AUTO if value is None else str(value))
+        col.selectbox(label, options, key=k, on_change=_set_option, args=(sid, name, k, kind),
+                      format_func=lambda c: c or "default (.)", help=help_)
+    elif kind == "int":
+        _init(k, int(value) if isinstance(value, int) else 0)
+        col.number_input(label, key=k, min_value=0, step=1, on_change=_set_option,
+                         args=(sid, name, k, kind), help=help_)
+    else:
+        _init(k, "" if value is None else str(value))
+        col.text_input(label, key=k, on_change=_set_option, args=(sid, name, k, kind),
+                       help=help_)
