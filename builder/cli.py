@@ -87,6 +87,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _shared_staging(pipeline: Any) -> list[Any]:
     """Warnings for staging tables that other saved pipelines publish too."""
+    if not any(o.staging for o in pipeline.outputs.values()):
+        return []  # most pipelines: no need to read the other saved pipelines
     from builder.errors import Problem
     from builder.runs import other_publishers
 
@@ -169,6 +171,9 @@ def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from builder.engines import get_engine
+    from builder.locks import wait_bound
+
+    wait_bound()  # a bad DOCKYARD_WAREHOUSE_WAIT stops the run before it starts
 
     options: dict[str, Any] = {}
     if args.engine == "spark":

@@ -107,6 +107,8 @@ def holder(lock_file: Path) -> str:
             encoding="utf-8").strip()
     except OSError:
         text = ""
+    if text.startswith(f"pid {os.getpid()} "):  # a thread of this process (the app)
+        return f" by another run in this process ({text})"
     return f" by another process ({text})" if text else " by another process"
 
 

@@ -174,8 +174,9 @@ def test_wait_setting_must_be_a_number(tmp_path, monkeypatch, capsys):
     path = _publisher(root, "pub", 3, "pub_table")
     monkeypatch.setenv(WAIT_ENV, "soon")
     assert main(["run", str(path)]) == 2
-    assert capsys.readouterr().err.strip().endswith(
-        f"{WAIT_ENV} is 'soon': expected a number of seconds (0 or more), e.g. {WAIT_ENV}=300.")
+    assert capsys.readouterr().err == (f"{WAIT_ENV} is 'soon': expected a number of seconds "
+                                       f"(0 or more), e.g. {WAIT_ENV}=300.\n")
+    assert not (root / "warehouse" / "staging").exists()  # stopped before it started
 
 
 def test_validate_warns_when_another_pipeline_publishes_the_same_table(tmp_path, monkeypatch,
@@ -200,3 +201,44 @@ def test_validate_warns_when_another_pipeline_publishes_the_same_table(tmp_path,
     assert main(["validate", str(b)]) == 0
     assert f"also published by '{a}', '{root / 'saved_pipelines' / 'x0.yaml'}', " \
         f"'{root / 'saved_pipelines' / 'x1.yaml'}' and 1 more;" in capsys.readouterr().err
+
+
+def test_threads_of_one_process_take_turns_in_the_warehouse(tmp_path, monkeypatch):
+    """The app runs pipelines and lists history in threads of one process. A thread reading the
+    history (read-only) made a run recording in another fail ('different configuration'):
+    now the run waits for its turn."""
+    import threading
+
+    from builder.locks import WaitTimeout
+    from builder.project import Project
+    from builder.warehouse import database
+
+    project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
+    opened, release = threading.Event(), threading.Event()
+
+    with database(project) as db:
+        db.execute("INSERT INTO runs (run_id, status) VALUES ('first', 'success')")
+
+    def first() -> None:
+        with database(project, read_only=True) as db:
+            assert db.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+            opened.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert opened.wait(30)
+        monkeypatch.setenv(WAIT_ENV, "0.3")
+        with pytest.raises(WaitTimeout, match=r"is in use by another run in this process "
+                                              rf"\(pid {os.getpid()} since "):
+            with database(project):
+                pass
+    finally:
+        release.set()
+        thread.join()
+    with database(project) as db:  # its turn now
+        db.execute("INSERT INTO runs (run_id, status) VALUES ('second', 'success')")
+    with database(project, read_only=True) as db:
+        assert db.execute("SELECT run_id FROM runs ORDER BY 1").fetchall() == [
+            ("first",), ("second",)]
