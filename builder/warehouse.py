@@ -79,11 +79,13 @@ def database(project: Project, read_only: bool = False,
     also when the file cannot be opened.
     """
     bound = wait_bound()
+    deadline = time.monotonic() + bound  # one bound for both waits below
     what = f"the warehouse '{project.database}'"
     try:
         project.warehouse.mkdir(parents=True, exist_ok=True)
         with hold(warehouse_lock_file(project.warehouse), what, bound):
-            con = _open(project, read_only and project.database.exists(), host, bound, what)
+            con = _open(project, read_only and project.database.exists(), host,
+                        deadline, bound, what)
             host = None  # closed with con
             try:
                 yield con
@@ -95,8 +97,8 @@ def database(project: Project, read_only: bool = False,
 
 
 def _open(project: Project, read_only: bool, host: duckdb.DuckDBPyConnection | None,
-          bound: float, what: str) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + bound
+          deadline: float, bound: float, what: str) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while a process outside Dockyard's lock holds it."""
     while True:
         try:
             con = _connect_file(project.database, read_only, host)
@@ -108,8 +110,8 @@ def _open(project: Project, read_only: bool, host: duckdb.DuckDBPyConnection | N
                 pid = _PID.search(str(e))
                 by = f" by another process (pid {pid.group(1)})" if pid else " by another process"
                 raise WaitTimeout(f"{what} is in use{by} for more than {bound:g} s; try "
-                                     f"again when it has finished, or set {WAIT_ENV} to wait "
-                                     "longer (seconds).") from None
+                                  f"again when it has finished, or set {WAIT_ENV} to wait "
+                                  "longer (seconds).") from None
             time.sleep(0.1)
     try:
         con.execute("SET TimeZone='UTC'")

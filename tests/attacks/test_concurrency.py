@@ -169,13 +169,12 @@ def test_a_busy_staging_table_is_waited_for_then_a_clear_error(tmp_path):
     assert not (root / "warehouse" / "staging" / "shared.parquet").exists()
 
 
-def test_wait_setting_must_be_a_number(tmp_path, monkeypatch, capsys):
+def test_wait_setting_must_be_a_number(tmp_path):
     root = _project(tmp_path)
     path = _publisher(root, "pub", 3, "pub_table")
-    monkeypatch.setenv(WAIT_ENV, "soon")
-    assert main(["run", str(path)]) == 2
-    assert capsys.readouterr().err == (f"{WAIT_ENV} is 'soon': expected a number of seconds "
-                                       f"(0 or more), e.g. {WAIT_ENV}=300.\n")
+    run, = _run_all([path], **{WAIT_ENV: "soon"})
+    assert (run.returncode, run.stderr) == (2, f"{WAIT_ENV} is 'soon': expected a number of "
+                                               f"seconds (0 or more), e.g. {WAIT_ENV}=300.\n")
     assert not (root / "warehouse" / "staging").exists()  # stopped before it started
 
 
