@@ -72,15 +72,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from builder.compiler import plan
 
     p = plan(pipeline)
-    _print_problems(p.problems)
+    warnings = _shared_staging(pipeline) if not p.errors else []
+    _print_problems([*p.problems, *warnings])
     if p.errors:
         return EXIT_INVALID
     counts = [_plural(len(p.steps), "step"), _plural(len(p.sources), "source"),
               _plural(len(p.pipeline.outputs), "output")]
-    if p.warnings:
-        counts.append(_plural(len(p.warnings), "warning"))
+    if p.warnings or warnings:
+        counts.append(_plural(len(p.warnings) + len(warnings), "warning"))
     print(f"{args.file}: valid ({', '.join(counts)})")
     return EXIT_OK
+
+
+def _shared_staging(pipeline: Any) -> list[Any]:
+    """Warnings for staging tables that other saved pipelines publish too."""
+    if not any(o.staging for o in pipeline.outputs.values()):
+        return []  # most pipelines: no need to read the other saved pipelines
+    from builder.errors import Problem
+    from builder.runs import other_publishers
+
+    return [Problem(f"staging table '{name}' is also published by "
+                    + ", ".join(f"'{f}'" for f in files[:3])
+                    + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+                    + "; their writes wait for each other, but a replace by one drops the "
+                    "other's rows. Give each pipeline its own staging table unless both are "
+                    "meant to write it.", file=pipeline.file, severity="warning")
+            for name, files in other_publishers(pipeline).items()]
 
 
 class _Progress:
@@ -153,6 +170,9 @@ def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from builder.engines import get_engine
+    from builder.locks import wait_bound
+
+    wait_bound()  # a bad DOCKYARD_WAREHOUSE_WAIT stops the run before it starts
 
     options: dict[str, Any] = {}
     if args.engine == "spark":

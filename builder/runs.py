@@ -17,19 +17,39 @@ from builder.model import Pipeline, load
 from builder.project import Project, find_project
 
 
-def producer_files(project: Project) -> dict[str, Path]:
-    """Staging table name -> the saved pipeline file that publishes it."""
-    out: dict[str, Path] = {}
+def publisher_files(project: Project) -> dict[str, list[Path]]:
+    """Staging table name -> every saved pipeline file that publishes it (in name order)."""
+    out: dict[str, list[Path]] = {}
     folder = project.pipelines_dir
     for f in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         try:
             p = load(f)
         except PipelineError:
             continue  # a broken file publishes nothing; 'dockyard validate' reports it
-        for o in p.outputs.values():
-            if o.staging:
-                out.setdefault(o.staging, f)
+        for name in dict.fromkeys(o.staging for o in p.outputs.values() if o.staging):
+            out.setdefault(name, []).append(f)
     return out
+
+
+def producer_files(project: Project) -> dict[str, Path]:
+    """Staging table name -> the saved pipeline file that publishes it (the first by name)."""
+    return {name: files[0] for name, files in publisher_files(project).items()}
+
+
+def other_publishers(pipeline: Pipeline) -> dict[str, list[Path]]:
+    """Staging tables ``pipeline`` publishes that other saved pipelines publish too -> their
+    files. Their writes to one table wait for each other, but a replace by one drops the rows
+    of the other, so two publishers are usually a mistake (``dockyard validate`` warns)."""
+    mine = {o.staging for o in pipeline.outputs.values() if o.staging}
+    if not mine:
+        return {}
+    me = Path(pipeline.path).resolve() if pipeline.path else None
+    shared = {}
+    for name, files in publisher_files(find_project(pipeline.path)).items():
+        others = [f for f in files if f.resolve() != me]
+        if name in mine and others:
+            shared[name] = others
+    return shared
 
 
 def readers(project: Project, kind: str, name: str) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,14 @@ from builder.background import CONFIG
 from builder.duckdb_native import duckdb
 from builder.engines.duckdb import q, write_file
 from builder.errors import ExecutionError, Problem, engine_message
+from builder.locks import (
+    WAIT_ENV,
+    WaitTimeout,
+    hold,
+    table_lock_file,
+    wait_bound,
+    warehouse_lock_file,
+)
 from builder.project import Project, find_project
 
 if TYPE_CHECKING:
@@ -36,7 +45,9 @@ if TYPE_CHECKING:
     from builder.runspec import PipelineRef
 
 HISTORY_COLUMNS = ("valid_from", "valid_to", "is_current")
-LOCK_WAIT = 10.0  # seconds to wait for another process holding the warehouse file
+# DuckDB's error when another process holds the file; names the process where it can.
+_LOCKED = re.compile(r"Could not set lock|Conflicting lock", re.I)
+_PID = re.compile(r"\(PID (\d+)\)")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, file VARCHAR, engine VARCHAR,
@@ -49,33 +60,59 @@ CREATE TABLE IF NOT EXISTS staging_tables (
 """
 
 
-def open_database(project: Project, read_only: bool = False,
-                  host: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-    """A connection to the warehouse DuckDB file; waits a little while another process holds it.
+@contextmanager
+def database(project: Project, read_only: bool = False,
+             host: duckdb.DuckDBPyConnection | None = None
+             ) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse DuckDB file for a ``with`` block, one process (and thread) at a time.
+
+    DuckDB lets one process open the file for writing. Every opening holds the warehouse lock
+    (:mod:`builder.locks`), so a run that finds another run recording waits for it instead of
+    failing, and nothing opens the file outside it: two writers in one file corrupt it. The wait
+    is bounded (``DOCKYARD_WAREHOUSE_WAIT``, 120 s): after it, an :class:`ExecutionError` names
+    the file and the process holding it. A process outside Dockyard holding the file (the
+    DuckDB CLI, say) is waited for within the same bound.
 
     With ``host``, an unused in-memory database (from ``background.take_spare``), the file is
     attached to it and made the default: 2 ms, where opening the file as a database of its own
-    takes 30-50 ms, nearly all of it spent creating a database. The caller closes the connection
-    (:func:`database` does, for a ``with`` block); ``host`` is closed if the file cannot be opened.
+    takes 30-50 ms, nearly all of it spent creating a database. ``host`` is closed at the end,
+    also when the file cannot be opened.
     """
-    project.warehouse.mkdir(parents=True, exist_ok=True)
-    read_only = read_only and project.database.exists()
-    deadline = time.monotonic() + LOCK_WAIT
+    bound = wait_bound()
+    deadline = time.monotonic() + bound  # one bound for both waits below
+    what = f"the warehouse '{project.database}'"
     try:
-        while True:
+        project.warehouse.mkdir(parents=True, exist_ok=True)
+        with hold(warehouse_lock_file(project.warehouse), what, bound):
+            con = _open(project, read_only and project.database.exists(), host,
+                        deadline, bound, what)
+            host = None  # closed with con
             try:
-                con = _connect_file(project.database, read_only, host)
-                break
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    raise ExecutionError(f"the warehouse '{project.database}' is in use by "
-                                         "another process; try again when it has finished."
-                                         ) from None
-                time.sleep(0.1)
-    except BaseException:
+                yield con
+            finally:
+                con.close()
+    finally:
         if host is not None:
             host.close()
-        raise
+
+
+def _open(project: Project, read_only: bool, host: duckdb.DuckDBPyConnection | None,
+          deadline: float, bound: float, what: str) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while a process outside Dockyard's lock holds it."""
+    while True:
+        try:
+            con = _connect_file(project.database, read_only, host)
+            break
+        except duckdb.IOException as e:
+            if not _LOCKED.search(str(e)):
+                raise
+            if time.monotonic() >= deadline:
+                pid = _PID.search(str(e))
+                by = f" by another process (pid {pid.group(1)})" if pid else " by another process"
+                raise WaitTimeout(f"{what} is in use{by} for more than {bound:g} s; try "
+                                  f"again when it has finished, or set {WAIT_ENV} to wait "
+                                  "longer (seconds).") from None
+            time.sleep(0.1)
     try:
         con.execute("SET TimeZone='UTC'")
         if not read_only:
@@ -96,21 +133,15 @@ def _connect_file(path: Path, read_only: bool,
     return host
 
 
-@contextmanager
-def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The warehouse DuckDB file for a ``with`` block (see :func:`open_database`)."""
-    con = open_database(project, read_only)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 # ---- writing staging tables --------------------------------------------------------------
 
 def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
                   run_started: dt.datetime) -> OutputResult:
-    """Write ``out.step``'s table into the staging table ``out.staging`` (atomic replace)."""
+    """Write ``out.step``'s table into the staging table ``out.staging`` (atomic replace).
+
+    One writer per table at a time (across processes): a second waits for the first, up to
+    ``DOCKYARD_WAREHOUSE_WAIT`` seconds (see :mod:`builder.locks`).
+    """
     from builder.engines.base import OutputResult
 
     assert out.staging is not None
@@ -118,44 +149,53 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
     project = find_project(plan.pipeline.path)
     target = project.staging_table(out.staging)
     target.parent.mkdir(parents=True, exist_ok=True)
-    step = q(out.step)
     where = f"output '{out.step}' (staging table '{out.staging}')"
-    try:
-        cols = [r[0] for r in con.execute(f"DESCRIBE {step}").fetchall()]
-        if out.primary_key:
-            missing = [k for k in out.primary_key if k not in cols]
-            if missing:
-                raise ExecutionError(f"{where}: primary_key column '{missing[0]}' is not in the "
-                                     "result. Columns: " + ", ".join(cols) + ".",
-                                     file=plan.pipeline.file)
-            _check_unique(con, step, out.primary_key, where, plan)
-        exists = target.exists()
-        old = f"read_parquet({_lit(str(target))})"
-        if out.history == "scd2":
-            sql = _scd2_sql(con, step, old if exists else None, cols, out.primary_key,
-                            run_started)
-        elif out.mode == "replace" or not exists:
-            sql = f"SELECT * FROM {step}"
-        else:
-            old_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]
-            if sorted(old_cols) != sorted(cols):
-                raise ExecutionError(
-                    f"{where}: the result's columns ({', '.join(cols)}) differ from the "
-                    f"table's ({', '.join(old_cols)}); {out.mode} needs the same columns. Use "
-                    "mode: replace once to change the table's shape.", file=plan.pipeline.file)
-            if out.mode == "append":
-                sql = f"SELECT {_cols(cols)} FROM {old} UNION ALL SELECT {_cols(cols)} FROM {step}"
-            else:  # merge: new rows replace old rows with the same key, others are kept
-                match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in out.primary_key)
-                sql = (f"SELECT {_cols(cols)} FROM {old} AS o WHERE NOT EXISTS "
-                       f"(SELECT 1 FROM {step} AS s WHERE {match}) "
-                       f"UNION ALL SELECT {_cols(cols)} FROM {step}")
-        rows = write_file(con, sql, str(target), "parquet")
-    except duckdb.Error as e:
-        raise ExecutionError(f"{where}: cannot write: {engine_message(e)}",
-                             file=plan.pipeline.file) from None
+    # Serialised from reading the current table to renaming the new one over it: append and
+    # merge read what is there, so two writers at once would each drop the other's rows.
+    with hold(table_lock_file(project.warehouse, out.staging),
+              f"staging table '{out.staging}' ('{target}')", file=plan.pipeline.file):
+        try:
+            rows = _write_table(con, plan, out, target, run_started, where)
+        except duckdb.Error as e:
+            raise ExecutionError(f"{where}: cannot write: {engine_message(e)}",
+                                 file=plan.pipeline.file) from None
     return OutputResult(output=out.step, target=str(target), rows=rows,
                         seconds=time.perf_counter() - t0)
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output, target: Path,
+                 run_started: dt.datetime, where: str) -> int:
+    """The new table (per mode and history) written over ``target``; its row count."""
+    step = q(out.step)
+    cols = [r[0] for r in con.execute(f"DESCRIBE {step}").fetchall()]
+    if out.primary_key:
+        missing = [k for k in out.primary_key if k not in cols]
+        if missing:
+            raise ExecutionError(f"{where}: primary_key column '{missing[0]}' is not in the "
+                                 "result. Columns: " + ", ".join(cols) + ".",
+                                 file=plan.pipeline.file)
+        _check_unique(con, step, out.primary_key, where, plan)
+    exists = target.exists()
+    old = f"read_parquet({_lit(str(target))})"
+    if out.history == "scd2":
+        sql = _scd2_sql(con, step, old if exists else None, cols, out.primary_key, run_started)
+    elif out.mode == "replace" or not exists:
+        sql = f"SELECT * FROM {step}"
+    else:
+        old_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]
+        if sorted(old_cols) != sorted(cols):
+            raise ExecutionError(
+                f"{where}: the result's columns ({', '.join(cols)}) differ from the "
+                f"table's ({', '.join(old_cols)}); {out.mode} needs the same columns. Use "
+                "mode: replace once to change the table's shape.", file=plan.pipeline.file)
+        if out.mode == "append":
+            sql = f"SELECT {_cols(cols)} FROM {old} UNION ALL SELECT {_cols(cols)} FROM {step}"
+        else:  # merge: new rows replace old rows with the same key, others are kept
+            match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in out.primary_key)
+            sql = (f"SELECT {_cols(cols)} FROM {old} AS o WHERE NOT EXISTS "
+                   f"(SELECT 1 FROM {step} AS s WHERE {match}) "
+                   f"UNION ALL SELECT {_cols(cols)} FROM {step}")
+    return write_file(con, sql, str(target), "parquet")
 
 
 def _lit(text: str) -> str:
@@ -216,16 +256,16 @@ def _scd2_sql(con: duckdb.DuckDBPyConnection, step: str, old: str | None, cols: 
 
 # ---- the registry and run history --------------------------------------------------------
 
-def register_outputs(plan: Plan, result: RunResult, run_id: str) -> None:
-    """Record every staging table this run wrote: producer, upstream, docs, schema, rows."""
+def _registry_records(plan: Plan, result: RunResult, run_id: str) -> list[list[Any]]:
+    """Registry rows of the staging tables this run wrote: producer, upstream, docs, schema."""
     staged = [(o, r) for o in plan.pipeline.outputs.values() if o.staging
               for r in result.outputs if r.output == o.step and o.staging]
     if not staged:
-        return
+        return []
     project = find_project(plan.pipeline.path)
     upstream = [_source_ref(plan, sid) for sid in plan.sources]
     records = []
-    for out, res in staged:  # gather first: looking up upstream docs opens the warehouse too
+    for out, res in staged:  # gathered before recording: upstream docs open the warehouse too
         assert out.staging is not None
         schema = [(c.name, c.type) for c in plan.schema(out.step) or ()]
         docs = dict(out.columns)
@@ -241,12 +281,20 @@ def register_outputs(plan: Plan, result: RunResult, run_id: str) -> None:
                         out.step, out.description, out.owner, json.dumps(docs),
                         json.dumps(schema), json.dumps(upstream), out.mode, out.history,
                         res.rows, run_id])
-    with database(project) as db:
-        for rec in records:
-            db.execute("INSERT OR REPLACE INTO staging_tables VALUES "
-                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)", rec)
-            db.execute(f"CREATE OR REPLACE VIEW {q(str(rec[0]))} AS "
-                       f"SELECT * FROM read_parquet({_lit(str(rec[1]))})")
+    return records
+
+
+def _register(db: duckdb.DuckDBPyConnection, records: list[list[Any]]) -> None:
+    for rec in records:
+        # The rows the table has now: another pipeline appending to it may have written after
+        # this run (the last to register, which wrote last, leaves the right count).
+        rows = _file_rows(db, Path(rec[1])) if rec[1] else None
+        if rows is not None:
+            rec[12] = rows
+        db.execute("INSERT OR REPLACE INTO staging_tables VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)", rec)
+        db.execute(f"CREATE OR REPLACE VIEW {q(str(rec[0]))} AS "
+                   f"SELECT * FROM read_parquet({_lit(str(rec[1]))})")
 
 
 def _carried_doc(project: Project, plan: Plan, step: str, column: str) -> str | None:
@@ -287,11 +335,12 @@ def upstream_doc(project: Project, kind: str, target: str, column: str) -> str |
 
 def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
                error: BaseException | None, engine: str, started: dt.datetime,
-               db: duckdb.DuckDBPyConnection | None = None) -> str:
-    """Append the run to the history; register staging outputs when it succeeded.
+               host: duckdb.DuckDBPyConnection | None = None) -> str:
+    """Append the run to the history and, when it succeeded, register its staging outputs.
 
-    ``plan`` is needed only for staging outputs (a run from the run cache has none). ``db`` is
-    the warehouse already opened by the caller (from :func:`open_database`); it is closed here.
+    Both in one transaction, under the warehouse lock: a run that finds the warehouse busy
+    waits (see :func:`database`); it never drops the record. ``plan`` is needed only for
+    staging outputs (a run from the run cache has none); ``host`` as in :func:`database`.
     """
     run_id = os.urandom(6).hex()  # 48 random bits, as uuid4().hex[:12] (uuid imports 5 ms)
     message = None
@@ -300,16 +349,20 @@ def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunR
         message = probs[0].message if probs else (str(error).splitlines() or [""])[0] or \
             type(error).__name__
     outputs = {o.output: {"target": o.target, "rows": o.rows} for o in result.outputs}
-    con = db if db is not None else open_database(find_project(pipeline.path))
     try:
-        con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, pipeline.name, pipeline.file, engine, started,
-                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
-                     "failed" if error is not None else "success", json.dumps(outputs), message])
-    finally:
-        con.close()
-    if error is None and plan is not None:
-        register_outputs(plan, result, run_id)
+        records = _registry_records(plan, result, run_id) if error is None and plan else []
+    except BaseException:
+        if host is not None:
+            host.close()
+        raise
+    with database(find_project(pipeline.path), host=host) as db:
+        db.execute("BEGIN TRANSACTION")
+        db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   [run_id, pipeline.name, pipeline.file, engine, started,
+                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                    "failed" if error is not None else "success", json.dumps(outputs), message])
+        _register(db, records)
+        db.execute("COMMIT")
     return run_id
 
 

@@ -484,26 +484,27 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
     assert not cli._duckdb_run(["validate", str(path)])
 
 
-def test_warehouse_opens_while_the_last_output_syncs(tmp_path, monkeypatch):
-    """Not before (it would keep other processes out of the warehouse during the queries)."""
+def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
+    """Not before: holding it during the queries would keep other runs out of the warehouse."""
     import builder.engines.duckdb as engine
+    import builder.warehouse as warehouse
 
     events: list[str] = []
-    real_fsync, real_open = engine.os.fsync, engine._open_warehouse
+    real_fsync, real_database = engine.os.fsync, warehouse.database
 
     def fsync(fd: int) -> None:
         events.append("fsync")
         real_fsync(fd)
 
-    def open_warehouse(spec: object) -> object:
+    def database(*args: object, **kwargs: object) -> object:
         events.append("open")
-        return real_open(spec)  # type: ignore[arg-type]
+        return real_database(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine.os, "fsync", fsync)
-    monkeypatch.setattr(engine, "_open_warehouse", open_warehouse)
+    monkeypatch.setattr(warehouse, "database", database)
     path = _write(tmp_path, PIPELINE)  # two outputs
     assert main(["run", str(path)]) == 0
-    assert events == ["fsync", "open", "fsync"]
+    assert events == ["fsync", "fsync", "open"]
     assert [r["status"] for r in run_history(find_project(path))] == ["success"]
 
 
@@ -611,10 +612,9 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
 
     project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
     host = duckdb.connect()
-    con = warehouse.open_database(project, host=host)
-    assert con is host
-    con.execute("INSERT INTO runs (run_id, status) VALUES ('r1', 'success')")
-    con.close()
+    with warehouse.database(project, host=host) as con:
+        assert con is host
+        con.execute("INSERT INTO runs (run_id, status) VALUES ('r1', 'success')")
     with warehouse.database(project) as db:
         assert db.execute("SELECT run_id, status FROM runs").fetchall() == [("r1", "success")]
     holder = subprocess.Popen(
@@ -623,10 +623,12 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        monkeypatch.setattr(warehouse, "LOCK_WAIT", 0.3)
+        monkeypatch.setenv("DOCKYARD_WAREHOUSE_WAIT", "0.3")
         host = duckdb.connect()
-        with pytest.raises(ExecutionError, match="is in use by another process"):
-            warehouse.open_database(project, host=host)
+        with pytest.raises(ExecutionError, match=rf"is in use by another process \(pid "
+                                                 rf"{holder.pid}\) for more than 0.3 s"):
+            with warehouse.database(project, host=host):
+                pass
         with pytest.raises(duckdb.ConnectionException):
             host.execute("SELECT 1")  # closed
     finally:
@@ -638,14 +640,13 @@ def test_run_history_problem_is_a_warning(tmp_path, monkeypatch, capsys):
     import builder.warehouse as warehouse
     from builder.errors import ExecutionError
 
-    def in_use(*args: object, **kwargs: object) -> None:
-        raise ExecutionError("the warehouse 'w' is in use by another process; try again when "
-                             "it has finished.")
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise ExecutionError("the warehouse 'w' cannot be written: read-only file system.")
 
-    monkeypatch.setattr(warehouse, "open_database", in_use)
+    monkeypatch.setattr(warehouse, "database", read_only)
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
     assert main(["run", str(path)]) == 0
-    assert "dockyard: warning: run history not recorded: the warehouse 'w' is in use" in \
-        capsys.readouterr().err
+    assert "dockyard: warning: run history not recorded: the warehouse 'w' cannot be written" \
+        in capsys.readouterr().err
     assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'big.parquet'}'"
                       ).fetchall() == [(12,)]

@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,14 +115,12 @@ def _remove_quietly(path: Path) -> None:
 
 
 def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, fmt: str, *,
-               on_written: Callable[[], object] | None = None,
                cleanup: list[Task[None]] | None = None) -> int:
     """Write a query's rows to ``target`` atomically: temp file in the same folder, then rename.
 
     A failed or killed run leaves the previous file untouched (and at most a temp file that the
-    next write cleans up). Returns the number of rows written. ``on_written`` is called once the
-    query has run, before the file is synced to disk. With ``cleanup``, the previous file is
-    deleted in a thread added there, which the caller waits for (see :func:`_replace`).
+    next write cleans up). Returns the number of rows written. With ``cleanup``, the previous
+    file is deleted in a thread added there, which the caller waits for (see :func:`_replace`).
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +137,6 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
         finally:
             ahead.stop()
         rows = int(res[0][0]) if res and res[0] else -1
-        if on_written is not None:
-            on_written()
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         _replace(tmp, final, cleanup)
@@ -212,31 +208,30 @@ def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def record_run_safely(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
-                      error: BaseException | None, engine: str, started: dt.datetime,
-                      warehouse: Task[duckdb.DuckDBPyConnection] | None = None) -> None:
-    """Record the run in the warehouse; a history problem is a warning, never the run's fate.
+                      error: BaseException | None, engine: str, started: dt.datetime) -> None:
+    """Record the run in the warehouse, waiting for it while another run records its own.
 
-    ``warehouse``: the warehouse being opened already (see ``DuckDBEngine._run``).
+    A warehouse still busy after the wait (``DOCKYARD_WAREHOUSE_WAIT``) fails a run that
+    succeeded, so that no run is left out of the history without its exit code saying so; its
+    outputs stay written. A failed run keeps its own error, and the history problem becomes a
+    warning. Other history problems (a read-only disk, say) are warnings too.
     """
     from builder.errors import PipelineError
+    from builder.locks import WaitTimeout
     from builder.warehouse import record_run
 
     try:
-        db = warehouse.result() if warehouse is not None else None
-        record_run(pipeline, plan, result, error, engine, started, db=db)
+        # A database prestarted by 'dockyard run' hosts the file (see warehouse.database).
+        record_run(pipeline, plan, result, error, engine, started, host=take_spare())
+    except WaitTimeout as e:
+        first = e.problems[0].message if e.problems else str(e)
+        if error is None:
+            raise WaitTimeout(f"the run's outputs are written, but the run is not recorded: "
+                              f"{first}", file=pipeline.file) from None
+        sys.stderr.write(f"dockyard: warning: run history not recorded: {first}\n")
     except (duckdb.Error, OSError, PipelineError) as e:
         sys.stderr.write(f"dockyard: warning: run history not recorded: "
                          f"{str(e).splitlines()[0]}\n")
-
-
-def _open_warehouse(spec: RunSpec) -> Task[duckdb.DuckDBPyConnection]:
-    """Start opening the warehouse of ``spec``'s pipeline to record its run."""
-    from builder.project import find_project
-    from builder.warehouse import open_database
-
-    project = find_project(spec.pipeline.path)
-    # A database prestarted by 'dockyard run' hosts the file (see open_database).
-    return Task(lambda: open_database(project, host=take_spare()))
 
 
 class DuckDBEngine(Engine):
@@ -290,10 +285,9 @@ class DuckDBEngine(Engine):
         self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         error: BaseException | None = None
         con = self._connect(spec.sandbox_dirs)
-        # Waits that overlap the end of the run: the warehouse being attached (to record the
-        # run) once the last output's rows are written, while the rest of that file syncs to
-        # disk; replaced files being freed; the connection closing while the run is recorded.
-        warehouse: list[Task[duckdb.DuckDBPyConnection]] = []
+        # Waits that overlap the end of the run: replaced files being freed; the connection
+        # closing while the run is recorded. (The warehouse is opened only to record the run,
+        # under its lock: opened any earlier, it would keep other runs waiting.)
         cleanup: list[Task[None]] = []
         try:
             streamed: set[str] = set()  # outputs whose step runs while its file is written
@@ -308,15 +302,11 @@ class DuckDBEngine(Engine):
                     result.steps.append(stat)
                     if progress:
                         progress("done", node.id, stat)
-            for i, out in enumerate(spec.outputs):
+            for out in spec.outputs:
                 if progress:
                     progress("write", out.step, None)
-                last = i == len(spec.outputs) - 1
-                on_written = (lambda: warehouse.append(_open_warehouse(spec))) \
-                    if last and self.record else None
                 result.outputs.append(self.write_output(
-                    con, spec, out, streamed=out.step in streamed, on_written=on_written,
-                    cleanup=cleanup))
+                    con, spec, out, streamed=out.step in streamed, cleanup=cleanup))
         except duckdb.Error as e:
             error = ExecutionError(Problem(f"{engine_message(e)}", file=file,
                                            step=getattr(e, "_dy_node", None), kind="execution"))
@@ -327,12 +317,12 @@ class DuckDBEngine(Engine):
         finally:
             result.seconds = time.perf_counter() - started
             # Closing frees the run's memory (30 ms for the benchmark's pipeline B) while the
-            # run is recorded (the warehouse was attached above if the outputs were written).
+            # run is recorded.
             closing = Task(_close_quietly, con)
             try:
                 if self.record:
                     record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
-                                      self._run_started, warehouse[0] if warehouse else None)
+                                      self._run_started)
             finally:
                 closing.result()
                 for task in cleanup:
@@ -391,9 +381,9 @@ class DuckDBEngine(Engine):
                         seconds=time.perf_counter() - t0)
 
     def write_output(self, con: duckdb.DuckDBPyConnection, spec: RunSpec, out: OutputSpec,
-                     streamed: bool = False, on_written: Callable[[], object] | None = None,
-                     cleanup: list[Task[None]] | None = None) -> OutputResult:
-        """Write one output; ``on_written`` and ``cleanup`` as in :func:`write_file` (files)."""
+                     streamed: bool = False, cleanup: list[Task[None]] | None = None
+                     ) -> OutputResult:
+        """Write one output; ``cleanup`` as in :func:`write_file` (files)."""
         t0 = time.perf_counter()
         file = spec.pipeline.file
         if out.staging:
@@ -406,8 +396,7 @@ class DuckDBEngine(Engine):
         # step is written from its own query, over its already computed inputs.
         relation = out.ordered_sql or f"SELECT * FROM {q(out.step)}"
         try:
-            rows = write_file(con, relation, out.target, out.format, on_written=on_written,
-                              cleanup=cleanup)
+            rows = write_file(con, relation, out.target, out.format, cleanup=cleanup)
         except duckdb.Error as e:
             if streamed and not isinstance(e, (duckdb.IOException, duckdb.PermissionException)):
                 # The step itself runs during the write: its failure is the step's.
