@@ -118,6 +118,9 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
     project = find_project(plan.pipeline.path)
     target = project.staging_table(out.staging)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The warehouse folder may be a link (to a bigger disk): that is the project's choice, so
+    # the write goes to its real folder; only the table file itself must not be a link.
+    target = Path(os.path.realpath(target.parent)) / target.name
     step = q(out.step)
     where = f"output '{out.step}' (staging table '{out.staging}')"
     try:
@@ -153,6 +156,9 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
         rows = write_file(con, sql, str(target), "parquet")
     except duckdb.Error as e:
         raise ExecutionError(f"{where}: cannot write: {engine_message(e)}",
+                             file=plan.pipeline.file) from None
+    except OSError as e:
+        raise ExecutionError(f"{where}: cannot write: {e.strerror or e}.",
                              file=plan.pipeline.file) from None
     return OutputResult(output=out.step, target=str(target), rows=rows,
                         seconds=time.perf_counter() - t0)
