@@ -106,6 +106,34 @@ def test_output_on_a_folder_is_refused_and_the_project_survives(proj, capsys, sp
     assert _tree(proj["root"]) == before, "the refused run changed the project"
 
 
+def test_the_apps_run_button_refuses_a_folder_output(tmp_path, monkeypatch):
+    """The app shows the problem next to a disabled Run button; the data folder survives."""
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    repo = Path(__file__).resolve().parents[2]
+    folder = tmp_path / "pipelines"
+    shutil.copytree(repo / "saved_pipelines" / "data", folder / "data")
+    text = (repo / "saved_pipelines" / "daily_revenue.yaml").read_text(encoding="utf-8")
+    evil = text.replace("{path: ../out/revenue_by_country.parquet}", "{path: data, format: csv}")
+    assert evil != text
+    (folder / "daily_revenue.yaml").write_text(evil, encoding="utf-8")
+    monkeypatch.setenv("DOCKYARD_PIPELINES_DIR", str(folder))
+    monkeypatch.delenv(WAREHOUSE_ENV, raising=False)
+    before = _tree(folder / "data")
+    at = AppTest.from_file(str(repo / "app.py"), default_timeout=60)
+    at.run()
+    at.button(key="dy_open_daily_revenue").click().run()
+    assert not at.exception
+    run = at.button(key="dy_run_btn")
+    if not run.disabled:  # what a user could do before: the click replaced the folder
+        run.click().run()
+    assert _tree(folder / "data") == before
+    assert run.disabled
+    assert any("output 'revenue_by_country': 'data' is a folder" in e.value for e in at.error)
+
+
 def test_unmarked_folder_of_part_files_is_not_replaced(proj, capsys):
     """A folder named like a file (another Spark job's output, a folder of exports) is not
     Dockyard's: only its marker makes a folder replaceable."""
