@@ -122,7 +122,15 @@ def output_problems(pipeline: Pipeline,
         def add(message: str, line: int | None = out.line) -> None:
             problems.append(Problem(message, file=file, line=line, kind="config"))
 
-        if out.staging:
+        if out.staging is not None:
+            # Also checked when a file is loaded; a pipeline built in code or in the app's
+            # session is checked here, before anything touches the warehouse.
+            from builder.model import staging_name_problem
+
+            bad = staging_name_problem(out.staging)
+            if bad:
+                add(f"output '{oid}': {bad}")
+                continue
             key = out.staging.lower()
             if key in tables:
                 add(f"output '{oid}' publishes the staging table '{out.staging}', as output "

@@ -343,6 +343,35 @@ def test_bad_staging_names_are_refused(proj, capsys, tmp_path, name):
     assert rc == 2 and any(f"source 't': staging table name '{name}'" in x for x in lines), lines
 
 
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", "runs"])
+def test_bad_staging_names_in_a_pipeline_built_in_code_are_refused(proj, tmp_path, name):
+    """The app and library users build pipelines without a file: planning checks names too."""
+    from builder.model import Output, Pipeline, Source, Step
+
+    pipeline = Pipeline(name="p", path=proj["pipes"] / "p.yaml",
+                        sources={"t": Source(id="t", path="../data/t.csv")},
+                        steps=[Step(id="s", sql="SELECT * FROM t")],
+                        outputs={"s": Output(step="s", staging=name)})
+    before = _tree(tmp_path)
+    assert [p.message for p in api.validate(pipeline) if p.severity == "error"] == \
+        [f"output 's': {_staging_message(name)}"]
+    with pytest.raises(PipelineError):
+        api.run(pipeline)
+    assert _tree(tmp_path) == before
+    pipeline.sources["t"] = Source(id="t", staging=name)
+    pipeline.outputs = {"s": Output(step="s", path="../out/s.csv")}
+    assert [p.message for p in api.validate(pipeline) if p.severity == "error"] == \
+        [f"source 't': {_staging_message(name)}"]
+
+
+def _staging_message(name: str) -> str:
+    from builder.model import staging_name_problem
+
+    message = staging_name_problem(name)
+    assert message is not None and f"'{name}'" in message
+    return message
+
+
 @pytest.mark.parametrize("name", ["daily", "Daily_2024", "2024", "_x"])
 def test_good_staging_names_are_published_in_the_staging_folder(proj, capsys, name):
     f = _pipeline(proj, f"  s: {{staging: '{name}'}}")
