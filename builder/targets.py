@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 # The file a Dockyard Spark run leaves in each output folder it writes. Its name starts with
 # '_', so Spark's and Hadoop's readers skip it, as they skip '_SUCCESS' (which any Spark job
-# writes, so it cannot tell Dockyard's folders from others).
-MARKER = "_dockyard_output.json"
+# writes, so it cannot tell Dockyard's folders from others). It has no extension, so a glob
+# over the part files ('out/x.json/*.json') never reads it as data.
+MARKER = "_DOCKYARD_OUTPUT"
 _GLOB_CHARS = "*?["
 
 

@@ -22,7 +22,7 @@ from builder.project import WAREHOUSE_ENV, find_project
 from builder.runlock import lock_path, run_lock
 
 STEP = "  - id: s\n    sql: SELECT * FROM t\n"
-MARKER = "_dockyard_output.json"  # what builder.targets.MARKER must stay: folders on disk have it
+MARKER = "_DOCKYARD_OUTPUT"  # what builder.targets.MARKER must stay: folders on disk have it
 
 
 @pytest.fixture
@@ -205,6 +205,14 @@ def test_spark_writer_marks_its_output_folder_and_refuses_others(tmp_path):
         Path(tmp).mkdir()
         (Path(tmp) / "part-00001.parquet").write_bytes(b"new parts")
     assert sorted(p.name for p in target.iterdir()) == [MARKER, "part-00001.parquet"]
+    # A glob over the part files, as docs/spark.md tells DuckDB users, never reads the marker.
+    json_out = tmp_path / "out" / "s.json"
+    with _atomic_dir(None, str(json_out), "json") as tmp:  # type: ignore[arg-type]
+        Path(tmp).mkdir()
+        (Path(tmp) / "part-00000.json").write_text('{"a": 1}\n{"a": 2}\n')
+    assert (json_out / MARKER).is_file()
+    assert duckdb.sql(f"SELECT a FROM read_json('{json_out}/*.json') ORDER BY a").fetchall() \
+        == [(1,), (2,)]
     foreign = tmp_path / "data"
     foreign.mkdir()
     (foreign / "t.csv").write_text("a\n1\n")
