@@ -8,7 +8,8 @@ An output file replaces what is at its path. So the path must not be:
 - reached through a symbolic link that leads out of the project (``out/s.csv ->
   /elsewhere/victim.txt`` would overwrite the link's target);
 - a file the pipeline reads (a source, a file a source's glob matches, a catalog entry's file),
-  the pipeline file itself, or anything inside the warehouse, which only Dockyard writes;
+  the pipeline file itself, anything inside the warehouse, which only Dockyard writes, or the
+  catalog folder; nor a file named as code or configuration (:data:`CODE_SUFFIXES`);
 - the file another output of the same pipeline writes.
 
 :func:`output_problems` checks a pipeline when it is planned (``dockyard validate``, ``dockyard
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 # over the part files ('out/x.json/*.json') never reads it as data.
 MARKER = "_DOCKYARD_OUTPUT"
 _GLOB_CHARS = "*?["
+# Names of files that hold code or configuration, never an output's data: a query can shape a
+# CSV or JSON output into valid YAML or TOML (a pipeline, a catalog entry without its PII
+# masking, the app's bind address), so an output may not replace one.
+CODE_SUFFIXES = (".yaml", ".yml", ".toml", ".py", ".pyc", ".sh", ".cfg", ".ini", ".env")
 
 
 class UnsafeTargetError(OSError):
@@ -114,6 +119,7 @@ def output_problems(pipeline: Pipeline,
     project = find_project(pipeline.path)
     root = str(project.root)
     warehouse = os.path.realpath(project.warehouse)
+    catalog = os.path.realpath(project.catalog_dir)
     own = os.path.realpath(pipeline.path) if pipeline.path else None
     reads, patterns = _read_files(pipeline, source_paths or {})
     base = os.path.realpath(pipeline.base_dir)
@@ -161,6 +167,12 @@ def output_problems(pipeline: Pipeline,
         if own is not None and real == own:
             add(f"{where} is this pipeline's own file; the run would overwrite it. Choose "
                 "another path.")
+        elif Path(real).suffix.lower() in CODE_SUFFIXES or Path(real).name == ".env":
+            add(f"{where} names a code or configuration file; outputs are data files (.parquet, "
+                ".csv, .json) and never replace one. Choose a data file name.")
+        elif _inside(real, catalog):
+            add(f"{where} is inside the catalog folder '{catalog}', which describes the "
+                "project's data sets; outputs never write there. Choose a path outside it.")
         elif _inside(real, warehouse):
             add(f"{where} is inside the warehouse '{warehouse}', which only Dockyard writes. "
                 "Publish a staging table with {staging: NAME} instead, or choose a path "

@@ -314,6 +314,12 @@ OWN = {
     "the_warehouse_database": ("../warehouse/dockyard.duckdb", "inside the warehouse"),
     "a_staging_table_file": ("../warehouse/staging/x.parquet", "inside the warehouse"),
     "the_run_cache": ("../warehouse/cache/run.csv", "inside the warehouse"),
+    "another_pipeline": ("other.yaml", "code or configuration file"),
+    "the_project_file": ("../dockyard.yaml", "code or configuration file"),
+    "the_apps_settings": ("../.streamlit/config.toml", "code or configuration file"),
+    "python_code": ("../app.py", "code or configuration file"),
+    "a_catalog_entry": ("../catalog/orders.yml", "code or configuration file"),
+    "the_catalog_folder": ("../catalog/notes.csv", "inside the catalog folder"),
 }
 
 
@@ -322,6 +328,12 @@ def test_output_over_what_the_pipeline_owns_is_refused(proj, capsys, path, words
     wh = proj["root"] / "warehouse"
     (wh / "staging").mkdir(parents=True)
     (wh / "staging" / "x.parquet").write_bytes(b"a staging table")
+    (proj["pipes"] / "other.yaml").write_text("version: 1\nname: other\n")
+    (proj["root"] / ".streamlit").mkdir()
+    (proj["root"] / ".streamlit" / "config.toml").write_text('[server]\naddress = "127.0.0.1"\n')
+    (proj["root"] / "app.py").write_text("print('app')\n")
+    (proj["root"] / "catalog").mkdir()  # the project's catalog: every case keeps the same root
+    (proj["root"] / "catalog" / "orders.yml").write_text("orders:\n  pii: {email: hash}\n")
     fmt = "" if path.endswith((".csv", ".parquet")) else ", format: csv"
     f = _pipeline(proj, f"  s: {{path: '{path}'{fmt}}}",
                   sources="  t: {path: ../data/t.csv}\n  g: {path: '../data/*.csv'}",
