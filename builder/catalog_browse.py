@@ -75,6 +75,29 @@ def table_pipeline(project: Project, kind: str, name: str) -> Pipeline:
                     path=project.pipelines_dir / f"from_{sid}.yaml")
 
 
+def lineage_dot(kind: str, name: str, info: dict[str, Any], consumers: list[str]) -> str:
+    """Graphviz DOT of a table's neighbours: the pipeline producing it (a staging table), what
+    that pipeline reads, and the pipelines reading the table (``consumers``, by name).
+
+    Every name is quoted (:func:`builder.dot.quote`): pipeline names are free text.
+    """
+    from builder.dot import quote
+
+    lines = ["digraph {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+    me = quote(f"{kind}:{name}")
+    if kind == "staging":
+        made_by = quote(f"pipeline {info['pipeline']}")
+        lines.append(f"  {made_by} [shape=ellipse];")
+        lines.append(f"  {made_by} -> {me};")
+        for up in info.get("upstream", []):
+            label = up["name"] if up["kind"] != "file" else up["name"].rsplit("/", 1)[-1]
+            lines.append(f"  {quote(str(up['kind']) + ':' + str(label))} -> {made_by};")
+    for c in consumers:
+        lines.append(f"  {me} -> {quote('pipeline ' + c)};")
+    lines.append("}")
+    return "\n".join(lines)
+
+
 def sample_rows(project: Project, kind: str, name: str, limit: int = 20) -> pd.DataFrame:
     """The first rows as a pipeline reads them (catalog logic applied)."""
     from builder.compiler import plan

@@ -10,6 +10,7 @@ query in any sqlglot dialect.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -279,6 +280,12 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
         sink.add(f"source '{src.id}': file '{src.path}' not found{glob_hint} (looked in "
                  f"'{resolved}'). Paths are relative to the pipeline file.", line=src.line,
                  kind="config")
+        return SourcePlan(src, read)
+    if os.path.isdir(resolved):
+        fmt = src.resolved_format or "parquet"
+        example = os.path.join(src.path, f"*.{fmt}")
+        sink.add(f"source '{src.id}': '{src.path}' is a folder, not a file. Name the files in it "
+                 f"with a glob, e.g. '{example}'.", line=src.line, kind="config")
         return SourcePlan(src, read)
     files = file_identity(resolved)
     if "://" not in resolved and all(size == 0 for _f, size, _m in files):
@@ -686,6 +693,11 @@ def _plan(pipeline: Pipeline, registry: Registry, stop_at: str | None,
     finally:
         if own_typer:
             typer.close()
+    if stop_at is None:  # a plan that may run: where would its outputs write?
+        from builder.targets import output_problems
+
+        read_by = {sid: sp.paths for sid, sp in result.sources.items() if sp.paths}
+        result.problems.extend(output_problems(pipeline, read_by))
     return result
 
 

@@ -193,6 +193,12 @@ def _freshness_check(entry: CatalogEntry, table: str) -> Check:
 
 def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     assert src.staging is not None
+    from builder.model import staging_name_problem
+
+    bad = staging_name_problem(src.staging)  # a pipeline built in code skipped the file's check
+    if bad:
+        sink.add(f"source '{src.id}': {bad}", line=src.line, kind="config")
+        return SourcePlan(src, None)
     path = find_project(pipeline.path).staging_table(src.staging)
     if not path.exists():
         from builder.runs import producers

@@ -26,6 +26,12 @@ _EXT_FORMATS = {
     ".json": "json", ".jsonl": "json", ".ndjson": "json",
 }
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A staging table is the file <warehouse>/staging/NAME.parquet and a view NAME in the warehouse
+# database: a name is a file name and an identifier, so no '/', '.' or '..' can leave the folder.
+STAGING_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# Names of what the warehouse holds itself (its folders, its database's tables): a staging
+# table of one of these names would stand for them in the warehouse database or next to them.
+RESERVED_STAGING = ("runs", "staging_tables", "staging", "locks", "cache", "dockyard")
 
 # Allowed keys per section, in canonical order (new keys are written in this order).
 PIPELINE_KEYS = ("version", "name", "description", "params", "sources", "steps", "outputs")
@@ -376,6 +382,8 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
         if len(kinds) != 1:
             pc.add(f"{where} needs exactly one of 'path', 'catalog' or 'staging'"
                    + (f" (got {', '.join(kinds)})." if kinds else "."), line=line)
+        if src.staging is not None and (bad := staging_name_problem(src.staging)):
+            pc.add(f"{where}: {bad}", line=spec.line_of("staging"))
         if src.format is not None and src.format not in FORMATS:
             pc.add(f"{where}: format '{src.format}' is not supported." + valid(FORMATS),
                    line=spec.line_of("format"))
@@ -384,6 +392,17 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
                    "Add 'format: csv', 'parquet' or 'json'.", line=spec.line_of("path"))
         out[str(sid)] = src
     return out
+
+
+def staging_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a staging table name, or None when it can."""
+    if not STAGING_RE.match(name):
+        return (f"staging table name '{name}' is not valid: use letters, digits and '_' only "
+                "(it names a file in the warehouse).")
+    if name.lower() in RESERVED_STAGING:
+        return (f"staging table name '{name}' is reserved for the warehouse's own data. "
+                "Reserved: " + ", ".join(RESERVED_STAGING) + ".")
+    return None
 
 
 def valid(values: tuple[str, ...] | list[str]) -> str:
@@ -492,6 +511,8 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
         if o.path and o.resolved_format not in ("parquet", "csv", "json"):
             pc.add(f"{where}: cannot tell the format of '{o.path}'. Use a .parquet, .csv or "
                    ".json name, or add 'format:'.", line=spec.line_of("path"))
+        if o.staging is not None and (bad := staging_name_problem(o.staging)):
+            pc.add(f"{where}: {bad}", line=spec.line_of("staging"))
         if o.mode not in ("replace", "append", "merge"):
             pc.add(f"{where}: mode '{o.mode}' is not supported."
                    + valid(["replace", "append", "merge"]), line=spec.line_of("mode"))

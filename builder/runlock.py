@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +26,21 @@ if TYPE_CHECKING:
     from builder.runspec import PipelineRef
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_NAME_CHARS = 60  # of the pipeline's name in the file name; the digest keeps them apart
+
+
 def lock_path(pipeline: Pipeline | PipelineRef) -> Path:
+    """``<warehouse>/locks/<name>-<digest>.lock``, one per pipeline file.
+
+    The pipeline's name is free text ('../../x', 'a/b', quotes, 300 characters): in the file
+    name it is cut to letters, digits, '-' and '_', so the lock never leaves the locks folder
+    and is a valid file name; the digest of the file's path tells pipelines apart.
+    """
     ident = str(Path(pipeline.path).resolve()) if pipeline.path else pipeline.name
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    return find_project(pipeline.path).warehouse / "locks" / f"{pipeline.name}-{digest}.lock"
+    label = _UNSAFE.sub("_", pipeline.name)[:_NAME_CHARS].strip("_") or "pipeline"
+    return find_project(pipeline.path).warehouse / "locks" / f"{label}-{digest}.lock"
 
 
 @contextmanager

@@ -149,6 +149,9 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
     project = find_project(plan.pipeline.path)
     target = project.staging_table(out.staging)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The warehouse folder may be a link (to a bigger disk): that is the project's choice, so
+    # the write goes to its real folder; only the table file itself must not be a link.
+    target = Path(os.path.realpath(target.parent)) / target.name
     where = f"output '{out.step}' (staging table '{out.staging}')"
     # Serialised from reading the current table to renaming the new one over it: append and
     # merge read what is there, so two writers at once would each drop the other's rows.
@@ -158,6 +161,9 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
             rows = _write_table(con, plan, out, target, run_started, where)
         except duckdb.Error as e:
             raise ExecutionError(f"{where}: cannot write: {engine_message(e)}",
+                                 file=plan.pipeline.file) from None
+        except OSError as e:
+            raise ExecutionError(f"{where}: cannot write: {e.strerror or e}.",
                                  file=plan.pipeline.file) from None
     return OutputResult(output=out.step, target=str(target), rows=rows,
                         seconds=time.perf_counter() - t0)

@@ -384,8 +384,9 @@ def test_app_serves_localhost_only_by_default():
 def test_duckdb_output_replaces_a_folder_left_by_spark(tmp_path):
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
     target = tmp_path / "out" / "big.parquet"
-    target.mkdir(parents=True)  # what a Spark run leaves: a folder of part files
+    target.mkdir(parents=True)  # what a Spark run leaves: a folder of part files, marked
     (target / "part-00000.parquet").write_bytes(b"old")
+    (target / "_DOCKYARD_OUTPUT").write_text('{"written_by": "dockyard"}')
     assert main(["run", str(path)]) == 0
     assert target.is_file() and duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(12,)]
     assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))

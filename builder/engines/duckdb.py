@@ -30,6 +30,7 @@ from builder.engines.base import (
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
 from builder.sandbox import normalise_dirs, source_dir
+from builder.targets import refuse_unsafe_target
 
 if TYPE_CHECKING:
     # Not imported at run time: a run from the run cache never loads sqlglot or pydantic.
@@ -119,10 +120,15 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
     """Write a query's rows to ``target`` atomically: temp file in the same folder, then rename.
 
     A failed or killed run leaves the previous file untouched (and at most a temp file that the
-    next write cleans up). Returns the number of rows written. With ``cleanup``, the previous
-    file is deleted in a thread added there, which the caller waits for (see :func:`_replace`).
+    next write cleans up). A folder is replaced only when a Dockyard Spark run wrote it, and
+    nothing is written through a link (see :func:`builder.targets.refuse_unsafe_target`).
+    Returns the number of rows written. With ``cleanup``, the previous file is deleted in a
+    thread added there, which the caller waits for (see :func:`_replace`).
     """
     final = Path(target)
+    # Checked again here, not only when planned: a cached run is not planned, and a folder or
+    # link may have appeared since (builder.targets). Raises an OSError naming the target.
+    refuse_unsafe_target(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _cleanup_stale_tmp(final)
     tmp = final.parent / f".{final.name}{TMP_MARK}{os.getpid()}"

@@ -63,6 +63,7 @@ from builder.engines.base import (
 from builder.engines.duckdb import CHECK_SAMPLE_ROWS, TMP_MARK
 from builder.errors import ExecutionError, Problem
 from builder.portability import check_portable, input_schemas, render
+from builder.targets import refuse_unsafe_target, write_marker
 from patterns.base import Check, ColumnInfo
 
 if TYPE_CHECKING:
@@ -692,7 +693,7 @@ class SparkEngine(Engine):
         target = plan.pipeline.resolve(out.path)
         fmt = out.resolved_format or "parquet"
         try:
-            with _atomic_dir(spark, target) as tmp:
+            with _atomic_dir(spark, target, fmt) as tmp:
                 _writer(df, fmt).save(tmp)
             # Counted once in place: Spark's readers skip folders named like the temp one.
             rows = _count_written(spark, target, fmt, df)
@@ -809,12 +810,17 @@ def _count_written(spark: SparkSession, path: str, fmt: str, df: DataFrame) -> i
 
 
 @contextmanager
-def _atomic_dir(spark: SparkSession, target: str) -> Iterator[str]:
-    """A temp directory next to ``target`` that replaces it on success (any Hadoop URI)."""
+def _atomic_dir(spark: SparkSession, target: str, fmt: str) -> Iterator[str]:
+    """A temp directory next to ``target`` that replaces it on success (any Hadoop URI).
+
+    A local folder gets the marker of a Dockyard output (:data:`builder.targets.MARKER`) before
+    it is renamed into place: only such a folder may be replaced by a later run.
+    """
     if "://" in target and not target.startswith("file://"):
         yield from _atomic_remote(spark, target)
         return
     final = Path(target.removeprefix("file://"))
+    refuse_unsafe_target(final)  # a folder Dockyard did not write, or a link: never replaced
     final.parent.mkdir(parents=True, exist_ok=True)
     from builder.engines.duckdb import _cleanup_stale_tmp
 
@@ -823,6 +829,7 @@ def _atomic_dir(spark: SparkSession, target: str) -> Iterator[str]:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         yield str(tmp)
+        write_marker(tmp, "spark", fmt)
         old = final.parent / f".{final.name}{OLD_MARK}{os.getpid()}"
         if final.exists() or final.is_symlink():
             os.replace(final, old)  # a file (DuckDB output) or a directory (earlier Spark run)

@@ -16,6 +16,7 @@ from builder.catalog_browse import (
     describe,
     entries,
     freshness,
+    lineage_dot,
     new_pipeline_from,
     sample_rows,
     table_pipeline,
@@ -123,20 +124,8 @@ def _schema(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
 
 
 def _lineage(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
-    lines = ["digraph { rankdir=LR; node [shape=box, fontsize=10];"]
-    me = f'"{kind}:{name}"'
-    if kind == "staging":
-        made_by = f'"pipeline {info["pipeline"]}"'
-        lines.append(f"{made_by} [shape=ellipse];")
-        lines.append(f"{made_by} -> {me};")
-        for up in info.get("upstream", []):
-            label = up["name"] if up["kind"] != "file" else up["name"].rsplit("/", 1)[-1]
-            lines.append(f'"{up["kind"]}:{label}" -> {made_by};')
     consumers = readers(proj, kind, name)
-    for c in consumers:
-        lines.append(f'{me} -> "pipeline {c}" ;')
-    lines.append("}")
-    st.graphviz_chart("\n".join(lines))
+    st.graphviz_chart(lineage_dot(kind, name, info, consumers))
     if kind == "staging":
         st.caption("Column lineage: `dockyard lineage " + name + ".COLUMN`.")
 

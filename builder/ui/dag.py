@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import streamlit as st
 
 from builder.compiler import Plan
+from builder.dot import quote
 
 # state -> (fill color, legend text)
 STATES = {
@@ -33,12 +34,6 @@ def node_states(plan: Plan, cached: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def _quote(text: str) -> str:
-    """A DOT string literal (newlines become line breaks in the box)."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
 def dot(plan: Plan, states: dict[str, str], selected: str | None) -> str:
     """Graphviz DOT text for the pipeline (left to right, the selected node outlined)."""
     p = plan.pipeline
@@ -55,15 +50,15 @@ def dot(plan: Plan, states: dict[str, str], selected: str | None) -> str:
             label = f"{node}\n({step.pattern or 'sql'})"
         if node in p.outputs:
             label += "\n→ output"
-        attrs = [f"label={_quote(label)}", f'fillcolor="{STATES[st_][0]}"']
+        attrs = [f"label={quote(label)}", f'fillcolor="{STATES[st_][0]}"']
         if st_ == "invalid":
             attrs.append('color="#dc3545"')
         if node == selected:
             attrs.append("penwidth=3")
-        lines.append(f"  {_quote(node)} [{', '.join(attrs)}];")
+        lines.append(f"  {quote(node)} [{', '.join(attrs)}];")
     for a, b in plan.graph.edges:
         if a in states and b in states:
-            lines.append(f"  {_quote(a)} -> {_quote(b)};")
+            lines.append(f"  {quote(a)} -> {quote(b)};")
     lines.append("}")
     return "\n".join(lines)
 
