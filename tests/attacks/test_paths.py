@@ -17,6 +17,7 @@ import pytest
 from builder import api
 from builder.cli import main
 from builder.errors import PipelineError
+from builder.locks import warehouse_lock_file
 from builder.model import load
 from builder.project import WAREHOUSE_ENV, find_project
 from builder.runlock import lock_path, run_lock
@@ -419,7 +420,9 @@ def test_pipeline_name_stays_inside_the_lock_folder(proj, capsys, tmp_path, name
     assert rc == 0, lines
     made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
     assert all(str(p).startswith("proj") or str(p).startswith("elsewhere") for p in made), made
-    assert [p.name for p in locks.iterdir()] == [lock_path(pipeline).name]
+    # the run's lock, beside the warehouse's own (builder.locks) and nothing else
+    shared = {warehouse_lock_file(locks.parent).name}
+    assert {p.name for p in locks.glob("*.lock")} - shared == {lock_path(pipeline).name}
 
 
 def _dot_tokens(text: str) -> tuple[list[str], list[str]]:
