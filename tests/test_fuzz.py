@@ -420,12 +420,15 @@ def test_broken_files_in_the_app(name, app_dir, monkeypatch):
     shown = [e.value for e in at.error]
     if "dy_pipeline" in at.session_state and at.session_state["dy_pipeline"] is not None:
         # It loaded: its problems sit next to the nodes they belong to (✗ in the list).
-        inspect = at.selectbox(key="dy_selected")
-        broken = [o.split(" ", 1)[1].split("  —")[0] for o in inspect.options
-                  if o.startswith("✗")]
-        assert broken, inspect.options
-        inspect.select(broken[0]).run()
-        assert not at.exception
+        # The node list holds bare ids; the caption under it says whether a node is invalid.
+        broken = []
+        for node in at.selectbox(key="dy_selected").options:
+            at.selectbox(key="dy_selected").select(node).run()
+            assert not at.exception
+            if any(c.value.startswith("✗") for c in at.caption):
+                broken.append(node)
+                break
+        assert broken, at.selectbox(key="dy_selected").options
         shown = [e.value for e in at.error]
     assert shown, f"no error shown for {name}"
     for message in shown:
