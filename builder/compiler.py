@@ -436,9 +436,15 @@ def pydantic_messages(model: Any, e: ValidationError) -> list[tuple[str, str]]:
     return list(firsts.items())
 
 
-def _check_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) -> None:
-    """Check every column-typed top-level param against the input schema it refers to."""
+def _resolve_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) -> Any:
+    """Check every column-typed top-level param against the input schema it refers to.
+
+    Names match case-insensitively, as DuckDB, Spark and dbt_utils match them: ``FIELD_3``
+    finds the column ``field_3``. Returns the params with each name in the input's own spelling
+    (validated again, so a pattern's own checks see the resolved names).
+    """
     model = pattern.params
+    updates: dict[str, Any] = {}
     for name in model.model_fields:
         kind, inp = field_kind(model, name)
         if kind is None:
@@ -456,23 +462,47 @@ def _check_param_columns(pattern: Pattern, params: Any, rels: list[Relation]) ->
             continue
         if kind == "column":
             names = [value]
-        elif kind == "columns":
-            names = list(value)
-        elif kind == "column_map":
+        elif kind in ("columns", "column_map"):
             names = list(value)
         elif kind == "order_by":
             names = [s.column for s in order_specs(value)]
         else:
             names = []
-        for i, c in enumerate(names):
-            if not any(r.has(c) for r in targets):
-                cols = [x for r in targets for x in r.column_names]
-                where = f"input '{targets[0].name}'" if len(targets) == 1 else "the inputs"
-                label = name if kind == "column" else f"{name}" if kind == "column_map" else \
-                    f"{name}[{i}]"
-                raise ParamError(label, f"column '{c}' not found in {where}."
-                                 + (did_you_mean(c, cols) or
-                                    " Columns: " + ", ".join(cols[:12]) + "."))
+        resolved = [_resolve_column(c, targets, name if kind in ("column", "column_map")
+                                    else f"{name}[{i}]") for i, c in enumerate(names)]
+        if resolved == names:
+            continue
+        key = model.model_fields[name].alias or name
+        if kind == "column":
+            updates[key] = resolved[0]
+        elif kind == "columns":
+            updates[key] = resolved
+        elif kind == "column_map":
+            updates[key] = dict(zip(resolved, value.values()))
+        else:
+            updates[key] = [{**s.model_dump(), "column": r}
+                            for s, r in zip(order_specs(value), resolved)]
+    if not updates:
+        return params
+    try:
+        return model.model_validate({**params.model_dump(by_alias=True, exclude_unset=True),
+                                     **updates})
+    except ValidationError as e:
+        raise _ParamErrors([ParamError(p, m) for p, m in pydantic_messages(model, e)]) from None
+
+
+def _resolve_column(name: str, rels: list[Relation], param: str) -> str:
+    """``name`` as one of ``rels``' columns spells it (exact match first, then ignoring case)."""
+    cols = [x for r in rels for x in r.column_names]
+    if name in cols:
+        return name
+    where = f"input '{rels[0].name}'" if len(rels) == 1 else "the inputs"
+    # An input cannot hold two names that differ only in case (DuckDB refuses them).
+    same = [c for c in cols if c.lower() == name.lower()]
+    if same:
+        return same[0]
+    raise ParamError(param, f"column '{name}' not found in {where}."
+                     + (did_you_mean(name, cols) or " Columns: " + ", ".join(cols[:12]) + "."))
 
 
 def _check_sql_columns(text: str, param: str, rels: list[Relation]) -> None:
@@ -575,7 +605,7 @@ def build_pattern_step(pattern: Pattern, st: Step, rels: list[Relation],
     except ValidationError as e:
         msgs = pydantic_messages(pattern.params, e)
         raise _ParamErrors([ParamError(p, m) for p, m in msgs]) from None
-    _check_param_columns(pattern, params, rels)
+    params = _resolve_param_columns(pattern, params, rels)
     ctx = BuildContext(step_id=st.id, inputs=rels, pipeline_params=pipeline_params)
     result = pattern.build(params, ctx)
     if isinstance(result, Built):

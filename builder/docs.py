@@ -106,7 +106,11 @@ def patterns_markdown() -> str:
     """The whole reference page, deterministic."""
     out = ["# Pattern reference", "",
            "Generated from the code by `python -m builder.docs` (a test fails when it is out of "
-           "date). Each pattern is a step: `pattern: NAME` plus `params:`.", ""]
+           "date). Each pattern is a step: `pattern: NAME` plus `params:`. Column names in "
+           "params match the input's columns ignoring case, as DuckDB, Spark and dbt_utils "
+           "match them (`drop: [FIELD_3]` drops `field_3`); the step uses the input's "
+           "spelling, so output names such as `sum_amount` follow the data, not the param.",
+           ""]
     for category, pats in PATTERNS.by_category().items():
         out.append(f"- **{category}**: " + ", ".join(f"[`{p.name}`](#{p.name})" for p in pats))
     out.append("")

@@ -153,6 +153,15 @@ class _OperandTyper:
             self.typer.close()
 
 
+# DuckDB integer types Spark has no name for -> the Spark type holding every value (the same
+# mapping as builder.engines.spark.spark_type, which reads such columns).
+_SPARK_INTEGERS = {
+    exp.DataType.Type.INT128: "DECIMAL(38,0)", exp.DataType.Type.UINT128: "DECIMAL(38,0)",
+    exp.DataType.Type.UBIGINT: "DECIMAL(20,0)", exp.DataType.Type.UINT: "BIGINT",
+    exp.DataType.Type.USMALLINT: "INT", exp.DataType.Type.UTINYINT: "SMALLINT",
+}
+
+
 def spark_rewrite(query: exp.Query, inputs: dict[str, Schema] | None = None) -> exp.Query:
     """The query with DuckDB semantics spelled out for Spark (a copy; ``query`` is kept).
 
@@ -164,6 +173,9 @@ def spark_rewrite(query: exp.Query, inputs: dict[str, Schema] | None = None) -> 
     * ``date_diff(unit, a, b)`` counts unit boundaries in DuckDB and whole units in Spark:
       truncate both ends to the unit first, then both count the same.
     * ``error(message)`` fails the query in DuckDB; Spark's function is ``raise_error``.
+    * Types Spark lacks (HUGEINT, unsigned integers) become the Spark type holding the same
+      values, as the Spark engine maps them when it reads: ``CAST(x AS HUGEINT)`` is
+      ``CAST(x AS DECIMAL(38,0))``.
     """
     typer = _OperandTyper(query, inputs or {}) if inputs and any(
         _integer_cast(n) for n in query.walk()) else None
@@ -180,6 +192,8 @@ def spark_rewrite(query: exp.Query, inputs: dict[str, Schema] | None = None) -> 
             micros = exp.Anonymous(this="UNIX_MICROS", expressions=[
                 exp.Cast(this=node.this, to=exp.DataType.build("TIMESTAMPTZ", dialect="duckdb"))])
             return exp.Div(this=micros, expression=exp.Literal.number("1000000.0"))
+        if isinstance(node, exp.DataType) and node.this in _SPARK_INTEGERS:
+            return exp.DataType.build(_SPARK_INTEGERS[node.this])
         if isinstance(node, exp.Anonymous) and str(node.this).lower() == "error":
             return exp.Anonymous(this="RAISE_ERROR", expressions=node.expressions)
         if isinstance(node, exp.DateDiff):

@@ -104,8 +104,9 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     rel = ctx.input
     specs = order_specs(p.order_by)
     for i, a in enumerate(p.aggregations):
-        if a.column is not None:
-            ctx.check_column(a.column, f"aggregations[{i}].column")
+        if a.column is not None:  # the input's spelling (names match ignoring case)
+            p.aggregations[i] = a.model_copy(update={"column": ctx.check_column(
+                a.column, f"aggregations[{i}].column")})
     source: exp.Expr = rel.table()
     uses_rank = any(a.function in ("first", "last") for a in p.aggregations)
     if uses_rank:

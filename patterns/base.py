@@ -379,9 +379,13 @@ class BuildContext:
 
         Use for column names nested inside params (e.g. ``aggregations[0].column``); top-level
         fields declared with ``column_field`` and friends are checked before build is called.
+        Names match ignoring case, as DuckDB's do: the input's own spelling is returned (use it).
         """
         rel = self.inputs[input]
         if not rel.has(name):
+            same = [c for c in rel.column_names if c.lower() == name.lower()]
+            if len(same) == 1:
+                return same[0]
             raise ParamError(param, f"column '{name}' not found in input '{rel.name}'."
                              + (did_you_mean(name, rel.column_names)
                                 or " Columns: " + ", ".join(rel.column_names[:12]) + "."))

@@ -52,8 +52,11 @@ _TYPE_RE = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z0-9]*(?:\s+PRECISION)?)\s*"
                       r"(?:\(\s*(?P<p>\d+)\s*(?:,\s*(?P<s>\d+)\s*)?\))?\s*$", re.IGNORECASE)
 
 
-def _type_sql(text: str) -> str:
-    """The canonical type for a user's type name; ValueError with the common types if unknown."""
+def type_sql(text: str) -> str:
+    """The canonical type for a user's type name; ValueError with the common types if unknown.
+
+    Shared with unpivot's ``cast_to``, so both accept the same spellings.
+    """
     m = _TYPE_RE.match(text)
     name = _TYPE_NAMES.get(" ".join(m["name"].upper().split())) if m else None
     if m is None or name is None:
@@ -98,7 +101,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     types: dict[str, str] = {}
     for c, text in p.columns.items():
         try:
-            types[c] = _type_sql(str(text))
+            types[c] = type_sql(str(text))
         except ValueError as e:
             raise ParamError(f"columns.{c}", f"{e}.") from None
     items: list[exp.Expr] = []

@@ -160,7 +160,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     fills: dict[str, exp.Expr] = {}
     if isinstance(p.fill, dict):
         for c, value in p.fill.items():
-            ctx.check_column(c, f"fill.{c}")
+            c = ctx.check_column(c, f"fill.{c}")  # the input's spelling
             if c in keys:
                 raise ParamError(f"fill.{c}", f"param 'fill': column '{c}' is a partition or "
                                  "timestamp column, which added rows already have. List "

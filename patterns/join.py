@@ -63,8 +63,9 @@ class KeyedParams(PatternParams):
         pairs = list(self.on.items()) if isinstance(self.on, dict) else [(c, c) for c in self.on]
         for i, (lk, rk) in enumerate(pairs):
             where = f"on[{i}]" if isinstance(self.on, list) else f"on.{lk}"
-            ctx.check_column(lk, where, input=0)
-            ctx.check_column(rk, where, input=1)
+            # the inputs' spellings (names match ignoring case)
+            pairs[i] = (ctx.check_column(lk, where, input=0),
+                        ctx.check_column(rk, where, input=1))
         return pairs
 
 

@@ -181,8 +181,9 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     projections: list[exp.Expr] = [exp.Star()]
     for i, f in enumerate(p.functions):
         where = f"functions[{i}]"
-        if f.column is not None:
-            ctx.check_column(f.column, f"{where}.column")
+        if f.column is not None:  # the input's spelling (names match ignoring case)
+            f = p.functions[i] = f.model_copy(update={"column": ctx.check_column(
+                f.column, f"{where}.column")})
         if f.output.lower() in taken:
             raise ParamError(f"{where}.as", f"the input already has a column '{f.output}'; "
                              "choose another name with 'as'.")

@@ -98,8 +98,10 @@ def case_pipeline(case: Case, folder: Path) -> Pipeline:
     step = Step(id=STEP_ID, pattern=case.pattern, params=case.params,
                 inputs=list(case.inputs) if case.inputs else [])
     outputs = {STEP_ID: Output(step=STEP_ID, path=str(folder / "out" / "result.parquet"))}
-    return Pipeline(name=f"case_{case.pattern}", sources=sources, steps=[step],
-                    outputs=outputs, path=folder / "pipeline.yaml")
+    # A case's 'pipeline_params' are the pipeline's 'params:' ('{{ name }}' in the step).
+    return Pipeline(name=f"case_{case.pattern}", params=dict(case.raw.get("pipeline_params") or {}),
+                    sources=sources, steps=[step], outputs=outputs,
+                    path=folder / "pipeline.yaml")
 
 
 def normalize(value: Any) -> Any:

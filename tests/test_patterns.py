@@ -37,6 +37,8 @@ def test_pattern_case(case: Case, tmp_path):
             assert_rows([c for c, _ in cols], [list(r) for r in rows], case.expected, case.id)
             # The propagated schema (known without running) is what the engine produced.
             assert [(c.name, c.type) for c in p.steps[STEP_ID].columns] == cols
+            if "types" in case.expected:  # where a type is the point (e.g. no DOUBLE rounding)
+                assert [t for _, t in cols] == case.expected["types"], cols
         if case.expected_rejected is not None:
             cols, rows = pv.fetch(p, f"{STEP_ID}.rejected")
             assert_rows([c for c, _ in cols], [list(r) for r in rows], case.expected_rejected,

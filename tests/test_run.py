@@ -134,6 +134,48 @@ def test_parquet_outputs_are_zstd_compressed(tmp_path, capsys):
     assert codecs == [("ZSTD",)]
 
 
+def test_hugeint_is_written_to_parquet_exactly(tmp_path, capsys):
+    # DuckDB writes HUGEINT to Parquet as DOUBLE: 18446744073709551615 read back as 1.8e19.
+    f = _write(tmp_path, """\
+        version: 1
+        name: wide
+        steps:
+          - id: wide
+            sql: |
+              SELECT 18446744073709551615::HUGEINT AS big, -9007199254740993::HUGEINT AS neg,
+                     ordered.sorted AS "order" FROM (SELECT 1 AS sorted) ordered
+          - id: sorted
+            pattern: sort
+            inputs: [wide]
+            params: {order_by: [big]}
+        outputs:
+          wide: {path: out/wide.parquet}
+          sorted: {path: out/sorted.parquet}
+        """)
+    assert main(["run", str(f)]) == 0, capsys.readouterr().err
+    for name in ("wide", "sorted"):
+        rows = duckdb.sql(f"SELECT big::VARCHAR, neg::VARCHAR, typeof(big), \"order\" "
+                          f"FROM '{tmp_path}/out/{name}.parquet'").fetchall()
+        assert rows == [("18446744073709551615", "-9007199254740993", "DECIMAL(38,0)", 1)]
+
+
+def test_hugeint_beyond_38_digits_is_refused_for_parquet_naming_the_column(tmp_path, capsys):
+    f = _write(tmp_path, """\
+        version: 1
+        name: wide
+        steps:
+          - id: wide
+            sql: SELECT 1 AS id, 170141183460469231731687303715884105727::HUGEINT AS "big one"
+        outputs:
+          wide: {path: out/wide.parquet}
+        """)
+    assert main(["run", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "column 'big one' holds 170141183460469231731687303715884105727, which has more " \
+           "than 38 digits: Parquet has no exact type for it" in err
+    assert "Traceback" not in err and not (tmp_path / "out" / "wide.parquet").exists()
+
+
 EXPECTED = """\
     version: 1
     name: t

@@ -33,8 +33,10 @@ class Repeated(Exception):
     """The reference's verdict: a key appears twice in one snapshot."""
 
 
-def reference(rows: list[Row], hard: bool) -> list[Row]:
-    """Versions as (id, tier, note, valid_from, valid_to, is_current), read off the docstring."""
+def reference(rows: list[Row], hard: bool | str) -> list[Row]:
+    """Versions as (id, tier, note, valid_from, valid_to, is_current), read off the docstring;
+    with ``hard == "new_record"`` also is_deleted, and a deletion row after each version a
+    deletion ends."""
     snaps = sorted({r[0] for r in rows if r[0] is not None})
     after = {s: snaps[i + 1] if i + 1 < len(snaps) else None for i, s in enumerate(snaps)}
     before = {s: snaps[i - 1] if i else None for i, s in enumerate(snaps)}
@@ -52,17 +54,25 @@ def reference(rows: list[Row], hard: bool) -> list[Row]:
                   if i == 0 or r[2] != key_rows[i - 1][2]
                   or (hard and key_rows[i - 1][0] != before[r[0]])]
         for n, i in enumerate(starts):
+            next_start = key_rows[starts[n + 1]][0] if n + 1 < len(starts) else None
             if hard:
                 last = (starts[n + 1] if n + 1 < len(starts) else len(key_rows)) - 1
                 valid_to = after[key_rows[last][0]]
             else:
-                valid_to = key_rows[starts[n + 1]][0] if n + 1 < len(starts) else None
+                valid_to = next_start
             first = key_rows[i]
-            out.append((key, first[2], first[3], first[0], valid_to, valid_to is None))
+            version = (key, first[2], first[3], first[0], valid_to, valid_to is None)
+            if hard != "new_record":
+                out.append(version)
+                continue
+            out.append((*version, False))
+            if valid_to is not None and next_start != valid_to:  # a deletion ended it
+                out.append((key, first[2], first[3], valid_to, next_start, next_start is None,
+                            True))
     return out
 
 
-def scd2_pipeline(folder: Path, rows: list[Row], hard: bool) -> Pipeline:
+def scd2_pipeline(folder: Path, rows: list[Row], hard: bool | str) -> Pipeline:
     """An scd2 step (keys id, tracked tier) over ``rows``, written to ``folder``/t.parquet."""
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -73,17 +83,19 @@ def scd2_pipeline(folder: Path, rows: list[Row], hard: bool) -> Pipeline:
     con.close()
     step = Step(id="history", pattern="scd2", inputs=["t"],
                 params={"keys": ["id"], "tracked": ["tier"], "snapshot_time": "snap",
-                        "invalidate_hard_deletes": hard})
+                        **({"hard_deletes": hard} if isinstance(hard, str) else
+                           {"invalidate_hard_deletes": hard})})
     return Pipeline(name="scd", sources={"t": Source(id="t", path="t.parquet")}, steps=[step],
                     outputs={"history": Output(step="history", path="out.parquet")},
                     path=folder / "scd.yaml")
 
 
-def run_scd2(folder: Path, rows: list[Row], hard: bool) -> list[Row]:
+def run_scd2(folder: Path, rows: list[Row], hard: bool | str) -> list[Row]:
     compiled = plan(scd2_pipeline(folder, rows, hard))
     assert not compiled.errors, [str(e) for e in compiled.errors]
     DuckDBEngine(record=False).run(compiled)
-    return duckdb.sql(f"SELECT id, tier, note, valid_from, valid_to, is_current FROM "
+    deleted = ", is_deleted" if hard == "new_record" else ""
+    return duckdb.sql(f"SELECT id, tier, note, valid_from, valid_to, is_current{deleted} FROM "
                       f"read_parquet('{folder / 'out.parquet'}')").fetchall()
 
 
@@ -91,7 +103,7 @@ def _sorted(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
 
 
-def check(folder: Path, rows: list[Row], hard: bool) -> None:
+def check(folder: Path, rows: list[Row], hard: bool | str) -> None:
     try:
         expected = reference(rows, hard)
     except Repeated as e:
@@ -116,7 +128,8 @@ _HISTORY = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", None])), min
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories=st.lists(_HISTORY, min_size=1, max_size=5),
        repeat=st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(0, 8))),
-       null_times=st.booleans(), hard=st.booleans(), stretch=st.sampled_from([1, 23]))
+       null_times=st.booleans(), hard=st.sampled_from([False, True, "new_record"]),
+       stretch=st.sampled_from([1, 23]))
 def test_random_snapshots_match_the_reference(histories, repeat, null_times, hard, stretch,
                                               tmp_path_factory):
     # stretch: each state of a history holds for that many snapshots; 23 makes histories of

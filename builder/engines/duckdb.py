@@ -155,6 +155,47 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
     return rows
 
 
+# Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT columns as DOUBLE, which
+# rounds past the 17th digit (18446744073709551615 -> 1.8446744073709552e19). DECIMAL(38,0) holds
+# every value of up to 38 digits exactly (Spark reads it as decimal(38,0), its HUGEINT); a longer
+# value stops the write with a message naming the column, never a rounded number.
+_WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
+_DECIMAL_38_LIMIT = 10**38
+
+
+def exact_parquet_sql(con: duckdb.DuckDBPyConnection, relation_sql: str, output: str,
+                      file: str | None) -> str:
+    """``relation_sql`` with its HUGEINT/UHUGEINT columns as DECIMAL(38,0), for Parquet.
+
+    Raises:
+        ExecutionError: naming ``output`` and the column, for such a type nested in a STRUCT,
+        LIST or MAP (not rewritten).
+    """
+    columns = [(str(r[0]), str(r[1])) for r in
+               con.execute(f"DESCRIBE ({relation_sql})").fetchall()]
+    replaced = []
+    for name, typ in columns:
+        if typ in _WIDE_INTEGERS:
+            limit = f"CAST('{_DECIMAL_38_LIMIT}' AS {typ})"
+            too_long = f"{q(name)} >= {limit}" + (
+                f" OR {q(name)} <= -{limit}" if typ == "HUGEINT" else "")
+            quoted = name.replace("'", "''")
+            message = (f"'column ''{quoted}'' holds ' || CAST({q(name)} AS VARCHAR) || ', which "
+                       "has more than 38 digits: Parquet has no exact type for it (HUGEINT is "
+                       "written as DECIMAL(38,0)). Cast the column to VARCHAR first, or write "
+                       "a CSV output.'")
+            replaced.append(f"CASE WHEN {too_long} THEN error({message}) ELSE "
+                            f"CAST({q(name)} AS DECIMAL(38,0)) END AS {q(name)}")
+        elif any(w in typ for w in _WIDE_INTEGERS):
+            raise ExecutionError(f"output '{output}': column '{name}' has the type {typ}: "
+                                 "Parquet cannot hold a HUGEINT inside it exactly. Cast its "
+                                 "values to DECIMAL(38,0) or VARCHAR first, or write a CSV "
+                                 "output.", file=file)
+    if not replaced:
+        return relation_sql
+    return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({relation_sql})"
+
+
 def _replace(tmp: Path, final: Path, cleanup: list[Task[None]] | None) -> None:
     """Rename ``tmp`` over ``final``; the previous ``final`` is deleted after the rename.
 
@@ -402,6 +443,8 @@ class DuckDBEngine(Engine):
         # step is written from its own query, over its already computed inputs.
         relation = out.ordered_sql or f"SELECT * FROM {q(out.step)}"
         try:
+            if out.format == "parquet":
+                relation = exact_parquet_sql(con, relation, out.step, file)
             rows = write_file(con, relation, out.target, out.format, cleanup=cleanup)
         except duckdb.Error as e:
             if streamed and not isinstance(e, (duckdb.IOException, duckdb.PermissionException)):
