@@ -36,7 +36,10 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set '{item}': write it as name=value, e.g. --set min_day=2024-01-01.")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_scalar(v)
+        try:
+            out[k.strip()] = parse_scalar(v)
+        except ConfigError as e:
+            raise ConfigError(f"--set '{k.strip()}': {e.problems[0].message}") from None
     return out
 
 
