@@ -27,10 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from builder.errors import Problem, did_you_mean
+from builder.errors import PipelineError, Problem, did_you_mean
 from builder.model import infer_format
 from builder.project import Project
-from builder.yamlio import LineDict, loads
+from builder.yamlio import LineDict, loads, read_text_file
 
 MaskMethod = Literal["hash", "redact", "null", "last4"]
 SALT_ENV = "DOCKYARD_PII_SALT"
@@ -105,8 +105,13 @@ def load_catalog(project: Project) -> Catalog:
     cat = Catalog()
     for f in files:
         try:
-            data = loads(f.read_text(encoding="utf-8"), file=str(f))
-        except Exception as e:  # a YAML syntax error: one line, with the file
+            data = loads(read_text_file(f, "catalog file"), file=str(f))
+        except PipelineError as e:  # YAML syntax, a bound exceeded, not a regular file
+            first = e.problems[0]
+            cat.problems.append(Problem(f"catalog file cannot be read: {first.message}",
+                                        file=str(f), line=first.line or 1))
+            continue
+        except Exception as e:  # noqa: BLE001 - one line, with the file
             cat.problems.append(Problem(f"catalog file cannot be read: {str(e).splitlines()[0]}",
                                         file=str(f), line=1))
             continue
