@@ -11,6 +11,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,11 @@ if TYPE_CHECKING:
 def lock_path(pipeline: Pipeline | PipelineRef) -> Path:
     ident = str(Path(pipeline.path).resolve()) if pipeline.path else pipeline.name
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    return find_project(pipeline.path).warehouse / "locks" / f"{pipeline.name}-{digest}.lock"
+    # The name is only for people listing the folder (the digest tells pipelines apart): kept
+    # to file-name-safe characters and 64 of them, as a pipeline name may hold '/', NUL or
+    # 300 characters.
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", pipeline.name)[:64].lstrip(".")
+    return find_project(pipeline.path).warehouse / "locks" / f"{readable}-{digest}.lock"
 
 
 @contextmanager

@@ -217,6 +217,16 @@ def loads(text: str, file: str | None = None) -> Any:
         raise ConfigError(
             Problem(f"invalid YAML: {what}. Check indentation and quoting.", file=file, line=line)
         ) from None
+    except yaml.reader.ReaderError as e:
+        # A control character (NUL, ESC, ...) written raw: say which, on what line, and how
+        # to write it (the default message spans two lines and counts characters).
+        char = e.character if isinstance(e.character, int) else ord(e.character)
+        line = text.count("\n", 0, e.position) + 1
+        escape = f"\\x{char:02x}" if char < 0x100 else f"\\u{char:04x}"
+        raise ConfigError(Problem(
+            f"invalid YAML: the character U+{char:04X} is not allowed in YAML text. "
+            f'Remove it, or write it as an escape in double quotes ("{escape}").',
+            file=file, line=line)) from None
     except yaml.YAMLError as e:
         raise ConfigError(Problem(f"invalid YAML: {e}", file=file)) from None
 

@@ -110,6 +110,9 @@ CASES: dict[str, tuple[str, list[str], int | None, str]] = {
                         "'path' in source 's' contains a NUL character"),
     "output_path_nul": (_pipe(outputs='  a: {path: "out/a\\0.parquet"}\n'), [], 11,
                         "'path' in output 'a' contains a NUL character"),
+    "raw_nul_in_file": (_pipe().replace("name: p", "name: p\x00q"), [], 2,
+                        "invalid YAML: the character U+0000 is not allowed in YAML text. Remove "
+                        'it, or write it as an escape in double quotes ("\\x00").'),
     "output_staging_300": (_pipe(outputs=f"  a: {{staging: {'t' * 300}}}\n"), [], 11,
                            "staging table name 'tttttttttttttttttttt...' in output 'a' has 300 "
                            "characters; the limit is 63"),
@@ -245,6 +248,51 @@ def test_catalog_and_project_files_use_the_same_loader(tmp_path: Path) -> None:
                                             "other: [" + ", ".join(["*w"] * 200) + "]\n")
     with pytest.raises(ConfigError, match=r"dockyard.yaml:1 aliases \('\*name'\) expand"):
         find_project(tmp_path)
+
+
+# ---- found by the sweep: other inputs that reached "internal error" ----------------------
+
+ARG_CASES: dict[str, tuple[list[str], str]] = {
+    "preview_limit_20_digits": (["preview", "{file}", "a", "--limit", "9" * 20],
+                                "dockyard: argument --limit: '99999999999999999999' is not a "
+                                "row count: give a whole number from 0 to 1,000,000."),
+    "preview_limit_negative": (["preview", "{file}", "a", "--limit", "-5"],
+                               "dockyard: argument --limit: '-5' is not a row count"),
+    "memory_limit_garbage": (["run", "{file}", "--no-cache", "--memory-limit", "lots"],
+                             "memory limit 'lots': Memory must have a number (e.g. 1GB). Write "
+                             "it like 2GB or 500MB."),
+    "spark_conf_without_value": (["run", "{file}", "--engine", "spark", "--conf", "novalue"],
+                                 "--conf 'novalue': write it as key=value, e.g. "
+                                 "--conf spark.sql.shuffle.partitions=8."),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARG_CASES))
+def test_bad_arguments_are_one_line(name: str, project: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    file = project / "ok.yaml"
+    file.write_text(_pipe(), encoding="utf-8")
+    argv, expected = ARG_CASES[name]
+    try:
+        code = main([a.replace("{file}", str(file)) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = int(e.code or 0)
+    lines = [ln for ln in capsys.readouterr().err.splitlines()
+             if not ln.startswith(("usage:", " "))]  # argparse's usage, then one message
+    assert code == 2, lines
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+@pytest.mark.parametrize("name", [r"p\0q", "../../../escaped", "n" * 300])
+def test_any_pipeline_name_runs(name: str, project: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The name goes into the run lock's file name: NUL, '/' and length must not break it."""
+    file = project / "named.yaml"
+    file.write_text(_pipe().replace("name: p\n", f'name: "{name}"\n'), encoding="utf-8")
+    assert main(["run", str(file), "--no-cache"]) == 0, capsys.readouterr().err
+    locks = list((project / "warehouse" / "locks").iterdir())
+    assert len(locks) == 1 and len(locks[0].name) <= 64 + 18, locks
+    assert not list(project.parent.glob("escaped*")), "the lock file left the warehouse"
 
 
 # ---- the app ------------------------------------------------------------------------------
