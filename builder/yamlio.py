@@ -142,8 +142,7 @@ def _check_bounds(root: yaml.Node) -> None:
 
 def _bad_value(node: yaml.Node, e: Exception) -> str:
     text = str(node.value) if isinstance(node, yaml.ScalarNode) else ""
-    shown = text if len(text) <= 40 else f"{text[:20]}...' ({len(text):,} characters) '"
-    shown = f"'{shown}'".replace(" ''", "")
+    shown = f"'{text}'" if len(text) <= 40 else f"'{text[:20]}...' ({len(text):,} characters)"
     kind = "date or time" if node.tag.endswith(":timestamp") else \
         "number" if node.tag.endswith((":int", ":float")) else "value"
     reason = str(e)
