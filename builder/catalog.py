@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from builder.errors import PipelineError, Problem, did_you_mean
 from builder.model import infer_format
@@ -62,6 +62,17 @@ class CatalogEntry(BaseModel):
                                                description="Checks, as in the expect pattern.")
     freshness: str | None = Field(None, description="Max age of the newest event_time.")
     sample_key: list[str] = Field(default_factory=list, description="Entity key for samples.")
+
+    @field_validator("location")
+    @classmethod
+    def _openable(cls, v: str) -> str:
+        # As a pipeline's source paths (builder.model): no file system opens these.
+        if not v.strip():
+            raise ValueError("the location is empty: give a file or glob, e.g. data/orders.csv")
+        if "\0" in v:
+            raise ValueError("the location contains a NUL character (\\0), which no file name "
+                             "can hold. Remove it")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogEntry:

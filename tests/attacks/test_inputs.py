@@ -295,6 +295,19 @@ def test_any_pipeline_name_runs(name: str, project: Path,
     assert not list(project.parent.glob("escaped*")), "the lock file left the warehouse"
 
 
+@pytest.mark.parametrize(("location", "expected"), [
+    ('""', "'location': the location is empty: give a file or glob"),
+    ('"data/us\\0ers.csv"', "'location': the location contains a NUL character"),
+])
+def test_catalog_location_no_file_system_opens(location: str, expected: str,
+                                               tmp_path: Path) -> None:
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "users.yaml").write_text(f"name: users\nlocation: {location}\n")
+    problems = [str(p) for p in load_catalog(find_project(tmp_path)).problems]
+    assert len(problems) == 1 and expected in problems[0], problems
+    assert problems[0].startswith(f"{tmp_path / 'catalog' / 'users.yaml'}:2 "), problems
+
+
 # ---- the app ------------------------------------------------------------------------------
 
 APP_CASES = ["alias_bomb", "param_feb_30", "param_5000_digits", "sql_3000_parentheses",
