@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from builder.errors import Problem, did_you_mean
+from builder.errors import PipelineError, Problem, did_you_mean
 from builder.model import infer_format
 from builder.project import Project
-from builder.yamlio import LineDict, loads
+from builder.yamlio import LineDict, loads, read_text_file
 
 MaskMethod = Literal["hash", "redact", "null", "last4"]
 SALT_ENV = "DOCKYARD_PII_SALT"
@@ -62,6 +62,17 @@ class CatalogEntry(BaseModel):
                                                description="Checks, as in the expect pattern.")
     freshness: str | None = Field(None, description="Max age of the newest event_time.")
     sample_key: list[str] = Field(default_factory=list, description="Entity key for samples.")
+
+    @field_validator("location")
+    @classmethod
+    def _openable(cls, v: str) -> str:
+        # As a pipeline's source paths (builder.model): no file system opens these.
+        if not v.strip():
+            raise ValueError("the location is empty: give a file or glob, e.g. data/orders.csv")
+        if "\0" in v:
+            raise ValueError("the location contains a NUL character (\\0), which no file name "
+                             "can hold. Remove it")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> CatalogEntry:
@@ -105,8 +116,13 @@ def load_catalog(project: Project) -> Catalog:
     cat = Catalog()
     for f in files:
         try:
-            data = loads(f.read_text(encoding="utf-8"), file=str(f))
-        except Exception as e:  # a YAML syntax error: one line, with the file
+            data = loads(read_text_file(f, "catalog file"), file=str(f))
+        except PipelineError as e:  # YAML syntax, a bound exceeded, not a regular file
+            first = e.problems[0]
+            cat.problems.append(Problem(f"catalog file cannot be read: {first.message}",
+                                        file=str(f), line=first.line or 1))
+            continue
+        except Exception as e:  # noqa: BLE001 - one line, with the file
             cat.problems.append(Problem(f"catalog file cannot be read: {str(e).splitlines()[0]}",
                                         file=str(f), line=1))
             continue

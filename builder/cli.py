@@ -27,6 +27,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INVALID)
 
 
+MAX_PREVIEW_ROWS = 1_000_000
+
+
+def _row_limit(text: str) -> int:
+    """``--limit``: a row count DuckDB's LIMIT takes (a 20-digit one overflowed inside it)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= MAX_PREVIEW_ROWS:
+        raise argparse.ArgumentTypeError(
+            f"'{text[:30]}' is not a row count: give a whole number from 0 to "
+            f"{MAX_PREVIEW_ROWS:,}.")
+    return n
+
+
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     from builder.yamlio import parse_scalar
 
@@ -35,7 +51,10 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise ConfigError(f"--set '{item}': write it as name=value, e.g. --set min_day=2024-01-01.")
         k, v = item.split("=", 1)
-        out[k.strip()] = parse_scalar(v)
+        try:
+            out[k.strip()] = parse_scalar(v)
+        except ConfigError as e:
+            raise ConfigError(f"--set '{k.strip()}': {e.problems[0].message}") from None
     return out
 
 
@@ -177,6 +196,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if args.engine == "spark":
         options["master"] = args.master
+        bad = [c for c in args.conf or [] if "=" not in c]
+        if bad:
+            raise ConfigError(f"--conf '{bad[0]}': write it as key=value, e.g. "
+                              "--conf spark.sql.shuffle.partitions=8.")
         options["conf"] = dict(c.split("=", 1) for c in args.conf or [])
     else:
         if args.memory_limit:
@@ -303,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = with_file("preview", "show the first rows of a step (writes nothing)")
     sp.add_argument("step")
-    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--limit", type=_row_limit, default=20,
+                    help=f"rows to show, 0 to {MAX_PREVIEW_ROWS:,} (default 20)")
     sp.add_argument("--format", default="table", choices=["table", "csv", "json"])
     sp.set_defaults(func=cmd_preview)
 

@@ -601,8 +601,11 @@ def delete_node(pipeline: Pipeline, node: str) -> None:
 
 
 def _parse_sql(sql: str) -> exp.Query | None:
+    text = _PARAM_RE.sub("NULL", sql)
+    if sqlcheck.nesting_issue(text):
+        return None  # too deep for sqlglot; validation says so next to the step
     try:
-        tree = sqlglot.parse_one(_PARAM_RE.sub("NULL", sql), dialect="duckdb")
-    except (ParseError, TokenError, ValueError):
+        tree = sqlglot.parse_one(text, dialect="duckdb")
+    except (ParseError, TokenError, ValueError, RecursionError):
         return None
     return tree if isinstance(tree, exp.Query) else None

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
-from builder.yamlio import BlockDict, LineDict, atomic_write_text, dumps, loads
+from builder.yamlio import (
+    BlockDict,
+    LineDict,
+    atomic_write_text,
+    dumps,
+    loads,
+    read_text_file,
+)
 
 VERSION = 1
 FORMATS = ("parquet", "csv", "json")
@@ -209,13 +216,7 @@ class Pipeline:
 def load(path: str | Path) -> Pipeline:
     """Read a pipeline file. Raises :class:`ConfigError` with every shape problem found."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"pipeline file '{p}' not found.", file=str(p)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read pipeline file '{p}': {e}.", file=str(p)) from None
-    return loads_pipeline(text, path=p)
+    return loads_pipeline(read_text_file(p, "pipeline file"), path=p)
 
 
 def loads_pipeline(text: str, path: Path | None = None) -> Pipeline:
@@ -372,6 +373,7 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
             pii_access=_str_list(pc, spec, "pii_access", where),
             line=line, key_order=list(spec.keys()),
         )
+        _check_place(pc, src.path, src.staging, spec, where)
         opts = spec.get("options") or {}
         if not isinstance(opts, dict):
             pc.add(f"'options' in {where} must be a mapping of reader options.",
@@ -403,6 +405,26 @@ def staging_name_problem(name: str) -> str | None:
         return (f"staging table name '{name}' is reserved for the warehouse's own data. "
                 "Reserved: " + ", ".join(RESERVED_STAGING) + ".")
     return None
+
+
+# Staging table names become identifiers in other databases and file names in the warehouse:
+# PostgreSQL cuts identifiers at 63 bytes, the strictest of the common databases.
+MAX_STAGING_NAME = 63
+
+
+def _check_place(pc: ProblemCollector, path: str | None, staging: str | None, spec: LineDict,
+                 where: str) -> None:
+    """A path no file system can open, or a staging name too long to be a table name."""
+    if path is not None and not path.strip():
+        pc.add(f"'path' in {where} is empty: give a file path, e.g. data/orders.csv.",
+               line=spec.line_of("path"))
+    elif path is not None and "\0" in path:
+        pc.add(f"'path' in {where} contains a NUL character (\\0), which no file name can "
+               "hold. Remove it.", line=spec.line_of("path"))
+    if staging is not None and len(staging) > MAX_STAGING_NAME:
+        pc.add(f"staging table name '{staging[:20]}...' in {where} has {len(staging)} "
+               f"characters; the limit is {MAX_STAGING_NAME} (PostgreSQL's, the strictest of "
+               "common databases). Choose a shorter name.", line=spec.line_of("staging"))
 
 
 def valid(values: tuple[str, ...] | list[str]) -> str:
@@ -499,6 +521,7 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
             owner=_opt_str(pc, spec, "owner", where),
             line=line, key_order=list(spec.keys()),
         )
+        _check_place(pc, o.path, o.staging, spec, where)
         cols = spec.get("columns") or {}
         if isinstance(cols, dict):
             o.columns = {str(k): str(v) for k, v in cols.items()}
@@ -599,8 +622,8 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
 def changed_on_disk(path: Path, expected: str) -> bool:
     """True when ``path`` exists and no longer holds ``expected``."""
     try:
-        return path.read_text(encoding="utf-8") != expected
-    except FileNotFoundError:
-        return False  # deleted meanwhile: saving recreates it, nothing of anyone's is lost
-    except (OSError, UnicodeDecodeError):
-        return True
+        return read_text_file(path) != expected
+    except ConfigError:
+        # Deleted meanwhile (saving recreates it, nothing of anyone's is lost), or unreadable
+        # or no longer a regular file (a FIFO: reading it would block).
+        return path.exists()

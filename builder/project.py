@@ -72,9 +72,9 @@ def _warehouse(root: Path) -> Path:
     if cfg.is_file():
         # Imported only here: YAML loads in ~30 ms, which a cached 'dockyard run' (no project
         # file, no pipeline parsing) would otherwise pay at start-up.
-        from builder.yamlio import loads
+        from builder.yamlio import loads, read_text_file
 
-        data = loads(cfg.read_text(encoding="utf-8"), file=str(cfg)) or {}
+        data = loads(read_text_file(cfg, "project file"), file=str(cfg)) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{cfg}: expected a mapping with 'warehouse:'.")
         unknown = [k for k in data if k != "warehouse"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from builder.errors import did_you_mean
 
@@ -35,6 +36,15 @@ FORBIDDEN_FUNCTIONS = frozenset({
 })
 
 
+# sqlglot parses, prints and optimises a query recursively, ~25 Python frames per level of
+# parentheses: past about 40 levels it exhausts Python's stack (RecursionError). Queries people
+# write nest a handful of levels; deeper text is refused before parsing, with its position.
+MAX_SQL_DEPTH = 32
+NESTED_TOO_DEEP = f"nested more than {MAX_SQL_DEPTH} levels deep (parentheses or subqueries)"
+TOO_DEEP = f"the SQL is {NESTED_TOO_DEEP}. Move inner parts into CTEs (WITH) or earlier steps."
+_TOO_DEEP_TO_PARSE = "the SQL is nested too deeply to parse. Simplify it or split it into steps."
+
+
 @dataclass
 class SqlIssue:
     """A problem in a SQL text, with its position (1-based) when known."""
@@ -44,13 +54,41 @@ class SqlIssue:
     col: int | None = None
 
 
+def nesting_issue(sql: str) -> SqlIssue | None:
+    """An issue at the first parenthesis nested deeper than :data:`MAX_SQL_DEPTH`, else None.
+
+    Counted on sqlglot's tokens, so parentheses in strings and comments do not count.
+    """
+    if sql.count("(") <= MAX_SQL_DEPTH:
+        return None  # cannot be deeper: skip tokenizing
+    try:
+        tokens = sqlglot.tokenize(sql, read="duckdb")
+    except (TokenError, ParseError):
+        return None  # the parser reports it
+    depth = 0
+    for tok in tokens:
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_SQL_DEPTH:
+                return SqlIssue(TOO_DEEP, tok.line, tok.col)
+        elif tok.token_type == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+    return None
+
+
 def parse_query(sql: str) -> tuple[exp.Query | None, SqlIssue | None]:
     """Parse a SQL step: one SELECT/WITH query, or an issue saying why not."""
     stripped = sql.strip().rstrip(";").strip()
     if not stripped:
         return None, SqlIssue("the SQL is empty. Write a SELECT query over the step's inputs.")
+    too_deep = nesting_issue(sql)
+    if too_deep:
+        return None, too_deep
     try:
         statements = [s for s in sqlglot.parse(sql, dialect="duckdb") if s is not None]
+    except RecursionError:
+        # Nesting the depth bound lets through but sqlglot cannot follow (NOT NOT NOT ...).
+        return None, SqlIssue(_TOO_DEEP_TO_PARSE)
     except ParseError as e:
         first = stripped.split(None, 1)[0].upper()
         if first in _FORBIDDEN_KEYWORDS:

@@ -198,7 +198,16 @@ class Relation:
 
 @lru_cache(maxsize=4096)
 def _parsed(sql: str) -> exp.Expr:
-    return sqlglot.parse_one(sql, dialect="duckdb")
+    # Too deep a text is a parse error like any other (callers name the step and param).
+    issue = sqlcheck.nesting_issue(sql)
+    if issue is not None:
+        raise ParseError.new(issue.message, description=sqlcheck.NESTED_TOO_DEEP,
+                             line=issue.line, col=issue.col, highlight="(")
+    try:
+        return sqlglot.parse_one(sql, dialect="duckdb")
+    except RecursionError:  # NOT NOT NOT ...: no parentheses, still too deep for sqlglot
+        raise ParseError.new("nested too deeply", description="nested too deeply to parse",
+                             highlight=sql[:20]) from None
 
 
 def parse_expression(sql: str, *, copy: bool = True) -> exp.Expr:

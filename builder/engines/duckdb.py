@@ -27,7 +27,7 @@ from builder.engines.base import (
     RunResult,
     StepStat,
 )
-from builder.errors import ExecutionError, Problem, engine_message
+from builder.errors import ConfigError, ExecutionError, Problem, engine_message
 from builder.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
 from builder.sandbox import normalise_dirs, source_dir
 from builder.targets import refuse_unsafe_target
@@ -71,7 +71,12 @@ def connect(allowed_dirs: list[str], *, database: str = ":memory:",
         con = duckdb.connect(database, config=CONFIG)
     con.execute("SET TimeZone='UTC'")
     if memory_limit:
-        con.execute("SET memory_limit=?", [memory_limit])
+        try:
+            con.execute("SET memory_limit=?", [memory_limit])
+        except duckdb.Error as e:  # '--memory-limit lots': the user's value, not a crash
+            con.close()
+            raise ConfigError(f"memory limit '{memory_limit}': {engine_message(e)} Write it "
+                              "like 2GB or 500MB.") from None
     if threads:
         con.execute(f"SET threads={int(threads)}")
     tmp = temp_directory or os.path.join(tempfile.gettempdir(), f"dockyard-spill-{os.getpid()}")

@@ -15,9 +15,10 @@ import streamlit as st
 
 from builder import api, edit
 from builder.errors import ConfigError
-from builder.model import Pipeline, dump, load, save
+from builder.model import Pipeline, dump, loads_pipeline, save
 from builder.ui import state
 from builder.ui.messages import action, one_line, problem_text
+from builder.yamlio import read_text_file
 
 DIALECTS = ["duckdb", "spark", "postgres", "snowflake", "bigquery", "trino", "databricks"]
 
@@ -36,8 +37,8 @@ def display_path(path: Path) -> str:
 
 @action
 def open_file(path: Path) -> None:
-    p = load(path)  # first: an unreadable file is a one-line ConfigError, not a decode error
-    text = path.read_text(encoding="utf-8") if path.exists() else None
+    text = read_text_file(path, "pipeline file")  # a FIFO or folder: one line, no hang
+    p = loads_pipeline(text, path=path)
     state.set_pipeline(p, dump(p), text)
     state.flash("success", f"Opened '{display_path(path)}'.")
 
