@@ -24,6 +24,7 @@ adds that many intervals to `start`, so both engines give the same rows.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Literal, Union
 
 from pydantic import Field, field_validator
@@ -36,6 +37,7 @@ from patterns._interval import day_index, floor_div, month_index, second_index, 
 from patterns.base import BuildContext, ParamError, Pattern, PatternParams, alias, ident, literal
 
 MAX_ROWS = 10_000_000
+_DATE_LIKE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}(?:[ T][\d:.]*)?\s*$")
 DateValue = Union[dt.datetime, dt.date, str]
 Interval = Literal["minute", "hour", "day", "week", "month", "quarter", "year"]
 # Spines of these intervals hold timestamps; the others hold dates.
@@ -81,10 +83,9 @@ def _resolve(value: DateValue, param: str, ctx: BuildContext) -> dt.date | exp.E
             return _as_date(ctx.pipeline_params[name], param, value)
     if isinstance(value, dt.date):  # datetime is a date too
         return value
-    try:
+    if _DATE_LIKE.match(str(value)):  # '2024-02-30' is a wrong date, not 2024 - 2 - 30
         return _as_date(value, param, value)
-    except ParamError:
-        return _expression(str(value), param, ctx)
+    return _expression(str(value), param, ctx)
 
 
 def _as_date(value: object, param: str, shown: object) -> dt.date:
