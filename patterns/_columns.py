@@ -1,0 +1,26 @@
+"""Add computed columns to a step's input: shared by the one-function blocks (safe_divide, ...).
+
+Not a pattern (the leading underscore keeps it out of the palette).
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from patterns.base import BuildContext, ParamError, alias, col
+
+
+def with_columns(ctx: BuildContext, new: dict[str, exp.Expr], param: str) -> exp.Select:
+    """The input's columns with ``new`` (name -> expression): a name the input has is replaced
+    in its place, others are added at the end in order. A name that differs from an input
+    column only in case is refused (``param`` names where it was given), as derive does."""
+    existing = {c.lower(): c for c in ctx.input.column_names}
+    for name in new:
+        same = existing.get(name.lower())
+        if same is not None and same != name:
+            raise ParamError(param, f"'{name}' differs only in case from the existing column "
+                             f"'{same}'. Write '{same}' to replace it, or choose another name.")
+    items: list[exp.Expr] = [alias(new[c], c) if c in new else col(c)
+                             for c in ctx.input.column_names]
+    items += [alias(e, n) for n, e in new.items() if n.lower() not in existing]
+    return exp.select(*items).from_(ctx.input.table())
