@@ -36,11 +36,17 @@ from patterns.base import (
     literal,
 )
 
+Part = Literal["host", "path"]
+
+
+def _both_parts() -> list[Part]:
+    return ["host", "path"]
+
 
 class Params(PatternParams):
     column: str = column_field("The text column holding URLs.")
-    parts: list[Literal["host", "path"]] = Field(
-        default_factory=lambda: ["host", "path"],
+    parts: list[Part] = Field(
+        default_factory=_both_parts,
         description="Which of host and path to add (default both; [] for neither).")
     parameters: list[str] = Field(
         default_factory=list, description="Query parameters to add, each as a column named "

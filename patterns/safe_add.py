@@ -49,7 +49,8 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
         if not type_.upper().startswith(_ADDABLE):
             raise ParamError(f"columns[{i}]", f"column '{c}' is {type_}, not a number. Cast it "
                              "first (cast pattern).")
-    terms = [exp.Coalesce(this=col(c), expressions=[literal(0)]) for c in p.columns]
+    terms: list[exp.Expr] = [exp.Coalesce(this=col(c), expressions=[literal(0)])
+                             for c in p.columns]
     total = terms[0]
     for term in terms[1:]:
         total = exp.Add(this=total, expression=term)
