@@ -1,4 +1,5 @@
-"""Add computed columns to a step's input: shared by the one-function blocks (safe_divide, ...).
+"""Output columns of a step: computed columns added to its input (safe_divide, ...), and
+prefixed or suffixed names (select, drop).
 
 Not a pattern (the leading underscore keeps it out of the palette).
 """
@@ -24,3 +25,9 @@ def with_columns(ctx: BuildContext, new: dict[str, exp.Expr], param: str) -> exp
                              for c in ctx.input.column_names]
     items += [alias(e, n) for n, e in new.items() if n.lower() not in existing]
     return exp.select(*items).from_(ctx.input.table())
+
+def renamed(column: str, prefix: str, suffix: str) -> exp.Expr:
+    """The column, aliased ``prefix + column + suffix`` when either is given (dbt_utils.star)."""
+    if not prefix and not suffix:
+        return col(column)
+    return alias(col(column), f"{prefix}{column}{suffix}")
