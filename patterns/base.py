@@ -430,7 +430,7 @@ class Registry:
 
     Entries are Pattern objects or names of modules in this package (``"sessionize"`` for
     ``patterns/sessionize.py``). A module is imported the first time its pattern is needed:
-    building its param model costs ~8 ms, and a pipeline uses a handful of the 32 patterns,
+    building its param model costs ~8 ms, and a pipeline uses a handful of the 38 patterns,
     so ``dockyard validate`` does not pay for the whole palette at start-up.
     """
 
