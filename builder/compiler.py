@@ -598,7 +598,8 @@ def declared_inputs(st: Step, sink: ProblemSink, params: dict[str, Any],
 
 
 def build_pattern_step(pattern: Pattern, st: Step, rels: list[Relation],
-                       pipeline_params: dict[str, Any]) -> Built:
+                       pipeline_params: dict[str, Any],
+                       value_reader: ValueReader | None = None) -> Built:
     """Validate a pattern step's params and build its query (raises ParamError/CompileError)."""
     try:
         params = pattern.params.model_validate(st.params)
@@ -606,7 +607,8 @@ def build_pattern_step(pattern: Pattern, st: Step, rels: list[Relation],
         msgs = pydantic_messages(pattern.params, e)
         raise _ParamErrors([ParamError(p, m) for p, m in msgs]) from None
     params = _resolve_param_columns(pattern, params, rels)
-    ctx = BuildContext(step_id=st.id, inputs=rels, pipeline_params=pipeline_params)
+    ctx = BuildContext(step_id=st.id, inputs=rels, pipeline_params=pipeline_params,
+                       value_reader=value_reader)
     result = pattern.build(params, ctx)
     if isinstance(result, Built):
         return result
@@ -748,7 +750,8 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
     else:
         assert sp.pattern is not None
         try:
-            built = build_pattern_step(sp.pattern, st, rels, result.param_values)
+            built = build_pattern_step(sp.pattern, st, rels, result.param_values,
+                                       _value_reader(result, sp.inputs))
         except _ParamErrors as pe:
             for e in pe.errors:
                 sp.problems.append(_param_problem(st, e, file))
@@ -785,6 +788,49 @@ def _plan_step(result: Plan, sp: StepPlan, sql_query: exp.Query | None, typer: T
         sp.problems.append(Problem(
             f"the result has the column '{dupes[0]}' more than once. Give each column its own "
             "name (AS ...).", file=file, line=st.line, step=st.id, kind="compile"))
+
+
+ValueReader = typing.Callable[[int, str, int], list[Any]]
+_VALUES_CACHE: dict[tuple[object, ...], list[Any]] = {}
+
+
+def _value_reader(result: Plan, inputs: list[str]) -> ValueReader:
+    """Reads distinct values of an input's column while planning (pivot without 'values').
+
+    The input is computed from its sources by the plan so far (one query, its CTE chain) in a
+    sandboxed DuckDB cursor that may read only the sources' folders. Results are cached by the
+    query and the sources' file identities, so re-planning unchanged data reads nothing.
+    """
+
+    def read(index: int, column: str, limit: int) -> list[Any]:
+        node = inputs[index]
+        inner = result.to_query(node).subquery(ident("__dy_input"))
+        query = exp.select(exp.column(column, quoted=True)).distinct().from_(inner).where(
+            exp.Not(this=exp.column(column, quoted=True).is_(exp.null()))).order_by(
+            exp.Ordered(this=exp.Literal.number(1))).limit(limit + 1)
+        sql = query.sql(dialect="duckdb")
+        needed = [result.sources[n] for n in result.needed_for([node]) if n in result.sources]
+        paths = [result.pipeline.resolve(sp.source.path) for sp in needed if sp.source.path]
+        paths += [p for sp in needed for p in sp.paths]
+        key = (sql, tuple(source_key(result.pipeline, sp.source) for sp in needed),
+               tuple(file_identity(p) for p in paths if "://" not in p))
+        if key not in _VALUES_CACHE:
+            from builder.sandbox import sandbox_dirs_for_paths
+
+            con = sandboxed_cursor(sandbox_dirs_for_paths(paths))
+            try:
+                rows = con.execute(sql).fetchall()
+            except duckdb.Error as e:
+                raise ParamError(None, f"cannot read the values of '{column}' from input "
+                                 f"'{node}': {engine_message(e)}") from None
+            finally:
+                con.close()
+            if len(_VALUES_CACHE) > 256:
+                _VALUES_CACHE.clear()
+            _VALUES_CACHE[key] = [r[0] for r in rows]
+        return list(_VALUES_CACHE[key])
+
+    return read
 
 
 def _param_problem(st: Step, e: ParamError, file: str | None) -> Problem:

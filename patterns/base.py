@@ -366,6 +366,9 @@ class BuildContext:
     step_id: str
     inputs: list[Relation]
     pipeline_params: dict[str, Any] = field(default_factory=dict)
+    # Reads data while planning (input index, column, limit) -> distinct non-NULL values,
+    # sorted, at most limit + 1; None where no data can be read (e.g. catalog stages).
+    value_reader: Callable[[int, str, int], list[Any]] | None = None
 
     @property
     def input(self) -> Relation:
@@ -399,6 +402,20 @@ class BuildContext:
                              + (did_you_mean(name, rel.column_names)
                                 or " Columns: " + ", ".join(rel.column_names[:12]) + "."))
         return name
+
+    def distinct_values(self, column: str, param: str, limit: int, input: int = 0) -> list[Any]:
+        """The distinct non-NULL values of a column of input ``input``, sorted, read from the
+        data while the pipeline is planned. Raises :class:`ParamError` (naming ``param``) when
+        there are more than ``limit`` or the data cannot be read here."""
+        rel = self.inputs[input]
+        if self.value_reader is None:
+            raise ParamError(param, f"the values of '{column}' cannot be read here; list them "
+                             f"in '{param}'.")
+        values = self.value_reader(input, column, limit)
+        if len(values) > limit:
+            raise ParamError(param, f"column '{column}' of input '{rel.name}' has more than "
+                             f"{limit} distinct values; list the ones to use in '{param}'.")
+        return values
 
     def data_type(self, text: str) -> exp.DataType:
         """Parse a type name (DuckDB dialect), e.g. ``DECIMAL(10,2)``."""
@@ -486,7 +503,7 @@ class Registry:
 
     Entries are Pattern objects or names of modules in this package (``"sessionize"`` for
     ``patterns/sessionize.py``). A module is imported the first time its pattern is needed:
-    building its param model costs ~8 ms, and a pipeline uses a handful of the 32 patterns,
+    building its param model costs ~8 ms, and a pipeline uses a handful of the 38 patterns,
     so ``dockyard validate`` does not pay for the whole palette at start-up.
     """
 

@@ -112,7 +112,7 @@ def _expression(text: str, param: str, ctx: BuildContext) -> exp.Expr:
     hint = ("Write a date such as 2024-01-01, a timestamp such as '2024-01-01 06:00:00' or a "
             "SQL expression such as current_date - INTERVAL 7 DAY.")
     try:
-        tree = ctx.expr(text)
+        tree = ctx.expr(text, param)
     except (ParseError, TokenError):
         raise ParamError(param, f"param '{param}' got '{text}'. {hint}") from None
     column = next(tree.find_all(exp.Column), None)

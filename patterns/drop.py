@@ -1,20 +1,22 @@
 """Remove the listed columns and keep all the others, in their order.
 
 The remaining columns keep their names, types and positions. Dropping every column is an error
-(a table needs at least one column); to keep a few columns instead, use `select`.
+(a table needs at least one column); to keep a few columns instead, use `select`. `prefix` and
+`suffix` add text to the start and end of every remaining column's name, as dbt_utils.star does
+with `except` (e.g. `suffix: _old` turns `amount` into `amount_old`).
 """
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from sqlglot import exp
 
+from patterns._columns import renamed
 from patterns.base import (
     BuildContext,
     ParamError,
     Pattern,
     PatternParams,
-    col,
     columns_field,
     distinct_names,
 )
@@ -22,6 +24,8 @@ from patterns.base import (
 
 class Params(PatternParams):
     columns: list[str] = columns_field("Columns to remove.")
+    prefix: str = Field("", description="Text added to the start of every kept column's name.")
+    suffix: str = Field("", description="Text added to the end of every kept column's name.")
 
     @field_validator("columns")
     @classmethod
@@ -34,7 +38,8 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     keep = [c for c in ctx.input.column_names if c not in dropped]
     if not keep:
         raise ParamError("columns", "cannot drop every column; keep at least one.")
-    return exp.select(*(col(c) for c in keep)).from_(ctx.input.table())
+    return exp.select(*(renamed(c, p.prefix, p.suffix) for c in keep)).from_(
+        ctx.input.table())
 
 
 PATTERN = Pattern(

@@ -225,7 +225,7 @@ def _valid_type(p: Params, ctx: BuildContext) -> exp.DataType:
 def _sql_value(text: str, param: str, ctx: BuildContext) -> exp.Expr:
     """A constant SQL expression param (no columns)."""
     try:
-        tree = ctx.expr(text)
+        tree = ctx.expr(text, param)
     except (ParseError, TokenError):
         tree = None
     if tree is None or next(tree.find_all(exp.Column), None) is not None:

@@ -4,7 +4,10 @@ The key is `dbt_utils.generate_surrogate_key(columns)`: each column is cast to t
 replaced by `_dbt_utils_surrogate_key_null_`, the texts are joined with `-` in the listed order
 and hashed with md5 (32 lowercase hex characters). So the same values always give the same key,
 NULLs included, and keys built here match the ones a dbt project built from the same values.
-The key is added after the input's columns.
+The key is added after the input's columns. With `treat_nulls_as_empty_strings: true` a NULL is
+replaced by an empty text instead, as dbt_utils does when the project sets the variable
+`surrogate_key_treat_nulls_as_empty_strings` (the behaviour of its older `surrogate_key` macro):
+use it to match keys such a project built.
 
 Keys match across engines and dbt warehouses when the columns are integers, text, booleans,
 dates or decimals with a fixed scale, whose text form is the same everywhere. Floating-point
@@ -36,15 +39,15 @@ from patterns.base import (
 NULL_TOKEN = "_dbt_utils_surrogate_key_null_"
 
 
-def surrogate_key(columns: Sequence[str | exp.Expr]) -> exp.Expr:
-    """md5 of the columns (names or expressions) cast to text, NULLs replaced by the dbt
-    token, joined with '-'."""
+def surrogate_key(columns: Sequence[str | exp.Expr], null_text: str = NULL_TOKEN) -> exp.Expr:
+    """md5 of the columns (names or expressions) cast to text, NULLs replaced by ``null_text``
+    (the dbt token by default), joined with '-'."""
     parts: list[exp.Expr] = []
     for i, c in enumerate(columns):
         if i:
             parts.append(literal("-"))
         text = exp.cast(col(c) if isinstance(c, str) else c, exp.DataType.build("VARCHAR"))
-        parts.append(exp.Coalesce(this=text, expressions=[literal(NULL_TOKEN)]))
+        parts.append(exp.Coalesce(this=text, expressions=[literal(null_text)]))
     return exp.MD5(this=exp.Concat(expressions=parts, safe=False, coalesce=False))
 
 
@@ -52,6 +55,9 @@ class Params(PatternParams):
     columns: list[str] = columns_field("Columns that make up the key, in this order (the order "
                                        "changes the key).")
     as_: str = Field("surrogate_key", alias="as", description="Name of the new key column.")
+    treat_nulls_as_empty_strings: bool = Field(
+        False, description="Hash a NULL as an empty text instead of dbt_utils' NULL token (as "
+                           "dbt_utils with surrogate_key_treat_nulls_as_empty_strings set).")
 
     @field_validator("columns")
     @classmethod
@@ -67,7 +73,8 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
         raise ParamError("as", f"'{p.as_}' is already a column of input '{rel.name}'. Choose "
                          "another name for the key column.")
     selects: list[exp.Expr] = [col(c) for c in rel.column_names]
-    selects.append(alias(surrogate_key(p.columns), p.as_))
+    null_text = "" if p.treat_nulls_as_empty_strings else NULL_TOKEN
+    selects.append(alias(surrogate_key(p.columns, null_text), p.as_))
     return exp.select(*selects).from_(rel.table())
 
 

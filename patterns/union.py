@@ -10,14 +10,16 @@ widest integer (an unsigned one to the next bigger signed one), integers and dec
 DECIMAL wide enough for both (at most 38 digits), any mix with FLOAT or DOUBLE becomes DOUBLE,
 and DATE with TIMESTAMP becomes TIMESTAMP. Any other mix (e.g. VARCHAR and INTEGER) is an error
 that names both types: cast one of them first. `source_column`, when set, adds a column holding
-the id of the input (source or step) each row comes from.
+the id of the input (source or step) each row comes from. As dbt_utils.union_relations,
+`include` keeps only the listed columns and `exclude` drops the listed ones (names ignore case;
+give one or the other); the types of dropped columns do not matter.
 """
 
 from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
 from patterns.base import (
@@ -28,6 +30,8 @@ from patterns.base import (
     Relation,
     alias,
     col,
+    columns_field,
+    distinct_names,
     literal,
 )
 
@@ -47,6 +51,23 @@ class Params(PatternParams):
     source_column: str | None = Field(
         None, description="Name of a new column holding the id of the input each row comes "
                           "from (leave empty for none).")
+
+    include: list[str] = columns_field(
+        "Keep only these columns (of any input; default: every column).", input=None,
+        default=[])
+    exclude: list[str] = columns_field(
+        "Drop these columns (of any input).", input=None, default=[])
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return distinct_names(v)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Params:
+        if self.include and self.exclude:
+            raise ValueError("give 'include' or 'exclude', not both")
+        return self
 
     @field_validator("source_column")
     @classmethod
@@ -86,6 +107,12 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
             key = c.name.lower()
             names.setdefault(key, c.name)
             seen.setdefault(key, []).append((rel, c.type))
+    if p.include or p.exclude:
+        listed = {c.lower() for c in (p.include or p.exclude)}
+        names = {k: n for k, n in names.items() if (k in listed) == bool(p.include)}
+        seen = {k: v for k, v in seen.items() if k in names}
+        if not names:
+            raise ParamError("exclude", "every column would be dropped; keep at least one.")
     if p.source_column is not None and p.source_column.lower() in names:
         owner = seen[p.source_column.lower()][0][0].name
         raise ParamError("source_column", f"column '{p.source_column}' already exists in input "

@@ -54,3 +54,32 @@ def test_every_pattern_has_cases_and_golden_sql():
         assert cases, f"pattern '{pat.name}' has no case file tests/fixtures/patterns/{pat.name}.yaml"
         assert any(c.sql for c in cases), f"pattern '{pat.name}' has no golden SQL case"
         assert any(c.error for c in cases), f"pattern '{pat.name}' has no invalid-param case"
+
+
+def test_pivot_reads_its_values_from_an_upstream_step_and_follows_the_data(tmp_path):
+    """Values left out are read while planning from the computed input (here a filter step
+    over a CSV source), and a changed file gives the new columns on the next plan."""
+    import os
+
+    from builder.model import Output, Pipeline, Source, Step
+
+    data = tmp_path / "sales.csv"
+    data.write_text("region,quarter,amount\nEU,Q2,7\nEU,Q1,10\nUS,Q9,1\n", encoding="utf-8")
+    steps = [Step(id="recent", pattern="filter", params={"where": "quarter <> 'Q9'"},
+                  inputs=["sales"]),
+             Step(id="wide", pattern="pivot", inputs=["recent"],
+                  params={"index": ["region"], "column": "quarter", "value": "amount"})]
+    pipeline = Pipeline(name="p", sources={"sales": Source(id="sales", path=str(data))},
+                        steps=steps, outputs={"wide": Output(step="wide", path=str(
+                            tmp_path / "out.parquet"))}, path=tmp_path / "p.yaml")
+    first = plan(pipeline)
+    assert not first.errors, first.errors
+    assert [c.name for c in first.steps["wide"].columns] == ["region", "Q1", "Q2"]
+
+    data.write_text("region,quarter,amount\nEU,Q3,7\nUS,Q4,10\n", encoding="utf-8")
+    os.utime(data, ns=(1, 1))  # a new identity even within the file system's time resolution
+    second = plan(pipeline)
+    assert [c.name for c in second.steps["wide"].columns] == ["region", "Q3", "Q4"]
+    with Previewer() as pv:
+        cols, rows = pv.fetch(second, "wide")
+    assert sorted(tuple(r) for r in rows) == [("EU", 7, None), ("US", None, 10)]
