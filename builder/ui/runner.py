@@ -117,11 +117,11 @@ def draw(p: Pipeline, plan: Plan) -> None:
         return
     if state.is_dirty(p):
         st.warning("The command runs the saved file: you have unsaved changes.")
-    plan = schedule(p.path)
-    st.caption(f"From the project folder `{plan.root}`:")
-    st.code(plan.command, language="bash")
-    st.caption(f"Every day at 06:00 with cron (crontab -e); the output goes to `{plan.log}`:")
-    st.code(plan.cron, language="bash")
+    sched = schedule(p.path)
+    st.caption(f"From the project folder `{sched.root}`:")
+    st.code(sched.command, language="bash")
+    st.caption(f"Every day at 06:00 with cron (crontab -e); the output goes to `{sched.log}`:")
+    st.code(sched.cron, language="bash")
 
 
 def show_summary(summary: RunSummary) -> None:

@@ -264,6 +264,11 @@ EXPRESSION_PARAMS = _expression_params()
 
 def _step_params(pattern: str, param: str, how: str, expression: str) -> dict[str, object]:
     params = dict(PATTERNS.get(pattern).example)
+    # The pattern's other expression params read a column the test data has, so the attacked
+    # one is the step's only problem (safe_divide's example divides 'clicks' by 'impressions').
+    for name in PATTERNS.get(pattern).params.model_fields:
+        if name != param and field_kind(PATTERNS.get(pattern).params, name)[0] == "sql":
+            params[name] = "amount"
     if how == "sql":
         params[param] = expression
     elif how == "sql_map":
