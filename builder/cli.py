@@ -165,7 +165,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
-    planned = _planned_run(args)
+    if args.full_refresh:  # imported only then: a cached run's start-up stays lean
+        from builder.incremental import full_refresh
+
+        with full_refresh():
+            planned = _planned_run(args)
+    else:
+        planned = _planned_run(args)
     if planned is None:
         return EXIT_INVALID
     spec, p = planned
@@ -293,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first run the pipelines that produce the staging tables this one reads")
     sp.add_argument("--no-cache", action="store_true",
                     help="plan the pipeline afresh: neither use nor store the run cache")
+    sp.add_argument("--full-refresh", action="store_true",
+                    help="read incremental sources in full, ignoring their watermarks")
     sp.set_defaults(func=cmd_run)
 
     sp = with_file("preview", "show the first rows of a step (writes nothing)")
