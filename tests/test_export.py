@@ -253,8 +253,8 @@ def test_a_cycle_through_staging_tables_is_a_one_line_error(tmp_path, monkeypatc
         tasks([root / "saved_pipelines"])
     assert main(["export", str(root / "saved_pipelines"), "--to", "airflow"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "publish -> consume -> publish" in err or \
-        "consume -> publish -> consume" in err
+    assert err.count("\n") == 1
+    assert "publish -> consume -> publish" in err or "consume -> publish -> consume" in err
 
 
 def test_a_missing_file_is_a_one_line_error(tmp_path, capsys):
