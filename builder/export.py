@@ -40,6 +40,12 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 )
 
 
+# Names the generated files define or import: a task or job of that name would shadow them.
+_RESERVED = {"dag", "DAG", "BashOperator", "PROJECT", "DOCKYARD", "datetime", "timezone",
+             "annotations", "subprocess", "Definitions", "Failure", "In", "Nothing",
+             "OpExecutionContext", "ScheduleDefinition", "job", "op", "defs"}
+
+
 @dataclass(frozen=True)
 class Task:
     name: str                 # task / op / job id: letters, digits and '_'
@@ -87,7 +93,7 @@ def tasks(files: list[Path]) -> list[Task]:
     order = dependency_order(g)
     names: dict[str, str] = {}
     for key in order:
-        names[key] = _unique(_identifier(Path(key).stem), set(names.values()))
+        names[key] = _unique(_identifier(Path(key).stem), set(names.values()) | _RESERVED)
     out = []
     for key in order:
         path = Path(key)
@@ -112,7 +118,8 @@ def export(files: list[Path], to: str, schedule: str = DAILY, name: str | None =
         raise ConfigError("the pipelines belong to different projects (" + ", ".join(
             f"'{r}'" for r in sorted(roots)) + "): export each project on its own.")
     root = ts[0].root
-    job = _identifier(name or (ts[-1].name if len(ts) == 1 else f"dockyard_{root.name}"))
+    job = _unique(_identifier(name or (ts[-1].name if len(ts) == 1 else
+                                       f"dockyard_{root.name}")), _RESERVED)
     if to == "airflow":
         return _airflow(ts, cron, job, root)
     if to == "dagster":

@@ -260,3 +260,15 @@ def test_a_cycle_through_staging_tables_is_a_one_line_error(tmp_path, monkeypatc
 def test_a_missing_file_is_a_one_line_error(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope.yaml"), "--to", "airflow"]) == 2
     assert "no such pipeline file or folder" in capsys.readouterr().err
+
+
+def test_task_names_that_would_shadow_the_generated_code_are_renamed(tmp_path, monkeypatch):
+    root = _project(tmp_path, monkeypatch)
+    (root / "saved_pipelines" / "publish.yaml").rename(root / "saved_pipelines" / "dag.yaml")
+    (root / "saved_pipelines" / "count.yaml").rename(root / "saved_pipelines" / "2-count.yaml")
+    ts = tasks([root / "saved_pipelines"])
+    assert [(t.name, t.upstream) for t in ts] == [
+        ("p_2_count", ()), ("dag_2", ()), ("consume", ("dag_2", "p_2_count"))]
+    text = export([root / "saved_pipelines"], "airflow")
+    assert "    dag_2 >> consume\n" in text
+    compile(text, "dag.py", "exec")
