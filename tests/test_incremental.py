@@ -180,3 +180,23 @@ def test_an_invalid_incremental_source_is_a_one_line_error(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert message in err, err
     assert err.count("\n") == 1, err
+
+
+def test_the_edit_api_sets_and_clears_incremental_and_refuses_it_on_a_file(tmp_path, monkeypatch):
+    from builder import edit
+    from builder.errors import ConfigError
+    from builder.model import dump, load, loads_pipeline
+    from builder.yamlio import loads
+
+    f = _project(tmp_path, monkeypatch, FIRST)
+    p = load(f)
+    edit.update_source(p, "ev", incremental={"by": "updated_at", "lookback": "1 day"})
+    text = dump(p)
+    assert loads(text)["sources"]["ev"]["incremental"] == {"by": "updated_at", "lookback": "1 day"}
+    assert loads_pipeline(text, path=f).sources["ev"].incremental == {
+        "by": "updated_at", "lookback": "1 day"}
+    edit.update_source(p, "ev", incremental=None)
+    assert "incremental" not in loads(dump(p))["sources"]["ev"]
+    p.sources["ev"].catalog, p.sources["ev"].path = None, "../data/events.csv"
+    with pytest.raises(ConfigError, match="'incremental' reads a catalog entry"):
+        edit.update_source(p, "ev", incremental={"by": "updated_at"})
