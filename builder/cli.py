@@ -208,7 +208,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
-    planned = _planned_run(args)
+    if args.full_refresh:  # imported only then: a cached run's start-up stays lean
+        from builder.incremental import full_refresh
+
+        with full_refresh():
+            planned = _planned_run(args)
+    else:
+        planned = _planned_run(args)
     if planned is None:
         return EXIT_INVALID
     spec, p = planned
@@ -282,6 +288,20 @@ def cmd_patterns(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from builder.export import export, write
+
+    text = export([Path(f) for f in args.files], args.to, schedule=args.schedule, name=args.name)
+    if args.output:
+        write(text, Path(args.output))
+        print(f"wrote {args.to} file -> {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import subprocess
     from importlib.resources import files
@@ -322,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first run the pipelines that produce the staging tables this one reads")
     sp.add_argument("--no-cache", action="store_true",
                     help="plan the pipeline afresh: neither use nor store the run cache")
+    sp.add_argument("--full-refresh", action="store_true",
+                    help="read incremental sources in full, ignoring their watermarks")
     sp.set_defaults(func=cmd_run)
 
     sp = with_file("preview", "show the first rows of a step (writes nothing)")
@@ -336,6 +358,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dialect", default="duckdb",
                     help="any sqlglot dialect: duckdb, spark, postgres, snowflake, bigquery, ...")
     sp.set_defaults(func=cmd_compile)
+
+    help_ = ("write an Airflow DAG, Dagster definitions or GitHub Actions workflow running the "
+             "pipelines (one task each, upstream pipelines first)")
+    sp = sub.add_parser("export", help=help_, description=help_)
+    sp.add_argument("files", nargs="+", metavar="FILE",
+                    help="pipeline YAML files or folders of them; the pipelines publishing the "
+                         "staging tables they read are added")
+    sp.add_argument("--to", required=True, choices=["airflow", "dagster", "github-actions"])
+    sp.add_argument("--schedule", default="0 6 * * *",
+                    help="cron expression, 5 fields, UTC (default: '0 6 * * *')")
+    sp.add_argument("--name", help="DAG / job / workflow name (default: from the pipelines)")
+    sp.add_argument("--output", "-o", metavar="PATH",
+                    help="write here (atomically) instead of to stdout; only a file generated "
+                         "by 'dockyard export' is overwritten")
+    sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("patterns", help="list every pattern with its params")
     sp.add_argument("--format", default="table", choices=["table", "json"])

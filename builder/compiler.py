@@ -57,6 +57,9 @@ from patterns.base import (
     parse_error_text,
 )
 
+if typing.TYPE_CHECKING:
+    from builder.incremental import IncrementalRead
+
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
@@ -74,6 +77,7 @@ class SourcePlan:
     applied: list[str] = field(default_factory=list)  # human-readable: what the catalog applied
     paths: list[str] = field(default_factory=list)  # files it reads, when not src.path
     catalog_sample_key: list[str] = field(default_factory=list)
+    incremental: IncrementalRead | None = None  # an incremental read (builder.incremental)
 
     @property
     def sample_key(self) -> list[str]:

@@ -110,6 +110,12 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
         if entry.types:
             stage("typed", "cast", {"columns": entry.types},
                   "cast " + ", ".join(f"{c} to {t}" for c, t in entry.types.items()))
+        if src.incremental is not None:
+            only_new = _incremental_stage(pipeline, src, entry, sp, columns, current)
+            if only_new is not None:
+                current = f"{src.id}__incremental"
+                columns = typer.type_query(current, only_new)
+                sp.stages.append((current, only_new))
         _check_columns(entry, columns, "primary_key", entry.primary_key)
         if entry.dedupe:
             _check_columns(entry, columns, "dedupe", [entry.dedupe])
@@ -153,6 +159,28 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
         sp.columns = columns
     finally:
         typer.close()
+
+
+def _incremental_stage(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: SourcePlan,
+                       columns: Schema, current: str) -> exp.Query | None:
+    """Sets ``sp.incremental``; returns the filter to the rows newer than the watermark, None
+    for a full read. It comes after the casts and before the dedupe (which then keeps the
+    latest of the new rows per key)."""
+    from builder import incremental
+    from builder.sandbox import sandbox_dirs_for_paths
+
+    assert src.incremental is not None and sp.read is not None
+    by, by_type, n, unit = incremental.check(pipeline, src, entry, columns)
+    newest = incremental.newest(list(sp.stages), f"{src.id}__raw", sp.read, current, by,
+                                sandbox_dirs_for_paths(sp.paths))
+    watermark = incremental.prepare(pipeline, src, by)
+    sp.incremental = incremental.IncrementalRead(
+        by=by, lookback=src.incremental.get("lookback", "0 seconds"), watermark=watermark,
+        next_watermark=newest or watermark)
+    sp.applied.append(sp.incremental.note)
+    if watermark is None:
+        return None
+    return incremental.filter_query(current, by, by_type, watermark, n, unit)
 
 
 def _build(pattern: str, params: dict[str, Any], input_name: str, columns: Schema,

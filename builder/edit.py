@@ -279,7 +279,8 @@ def update_output(pipeline: Pipeline, step_id: str, **changes: Any) -> Output:
 
 def update_source(pipeline: Pipeline, source_id: str, **changes: Any) -> Source:
     """Change a source's ``path``, ``format``, ``catalog``, ``staging`` (the table it reads),
-    ``description``, ``sample_key`` or ``pii_access``; empty text removes a setting."""
+    ``description``, ``sample_key``, ``pii_access`` or ``incremental`` ({by, lookback}; None:
+    a full read); empty text removes a setting."""
     src = pipeline.sources.get(source_id)
     if src is None:
         raise ConfigError(f"'{source_id}' is not a source of this pipeline.")
@@ -304,6 +305,14 @@ def update_source(pipeline: Pipeline, source_id: str, **changes: Any) -> Source:
             src.description = value
         elif key in ("sample_key", "pii_access"):
             setattr(src, key, [str(c) for c in value or []])
+        elif key == "incremental":
+            if value is not None and src.catalog is None:
+                raise ConfigError(f"{where}: 'incremental' reads a catalog entry by its "
+                                  "event_time: use it on a catalog source.")
+            if value is not None and not isinstance(value, dict):
+                raise ConfigError(f"{where}: 'incremental' must be a mapping like "
+                                  "{by: updated_at, lookback: 2 hours}.")
+            src.incremental = {str(k): str(v) for k, v in value.items() if v} if value else None
         else:
             raise ConfigError(f"{where}: unknown setting '{key}'.")
     return src

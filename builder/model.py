@@ -43,7 +43,8 @@ RESERVED_STAGING = ("runs", "staging_tables", "staging", "locks", "cache", "dock
 # Allowed keys per section, in canonical order (new keys are written in this order).
 PIPELINE_KEYS = ("version", "name", "description", "params", "sources", "steps", "outputs")
 SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging", "sample_key",
-               "pii_access")
+               "pii_access", "incremental")
+INCREMENTAL_KEYS = ("by", "lookback")
 STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
 OUTPUT_KEYS = ("description", "path", "format", "staging", "mode", "primary_key", "history",
                "owner", "columns")
@@ -81,6 +82,9 @@ class Source:
     staging: str | None = None
     sample_key: list[str] = field(default_factory=list)
     pii_access: list[str] = field(default_factory=list)
+    # {by: column, lookback: '2 hours'}: read only rows newer than the last successful run's
+    # watermark minus the lookback (see builder.incremental).
+    incremental: dict[str, str] | None = None
     line: int | None = field(default=None, compare=False, repr=False)
     key_order: list[str] = field(default_factory=list, compare=False, repr=False)
 
@@ -371,6 +375,7 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
             staging=_opt_str(pc, spec, "staging", where),
             sample_key=_str_list(pc, spec, "sample_key", where),
             pii_access=_str_list(pc, spec, "pii_access", where),
+            incremental=_incremental(pc, spec, where),
             line=line, key_order=list(spec.keys()),
         )
         _check_place(pc, src.path, src.staging, spec, where)
@@ -425,6 +430,26 @@ def _check_place(pc: ProblemCollector, path: str | None, staging: str | None, sp
         pc.add(f"staging table name '{staging[:20]}...' in {where} has {len(staging)} "
                f"characters; the limit is {MAX_STAGING_NAME} (PostgreSQL's, the strictest of "
                "common databases). Choose a shorter name.", line=spec.line_of("staging"))
+
+
+def _incremental(pc: ProblemCollector, spec: LineDict, where: str) -> dict[str, str] | None:
+    raw = spec.get("incremental")
+    if raw is None:
+        return None
+    line = spec.line_of("incremental")
+    if not isinstance(raw, dict):
+        pc.add(f"{where}: 'incremental' must be a mapping like {{by: updated_at, lookback: "
+               "2 hours}.", line=line)
+        return None
+    if spec.get("catalog") is None:
+        pc.add(f"{where}: 'incremental' reads a catalog entry by its event_time: use it on a "
+               "{catalog: NAME} source.", line=line)
+    unknown = [k for k in raw if k not in INCREMENTAL_KEYS]
+    if unknown:
+        pc.add(f"{where}: unknown key '{unknown[0]}' in 'incremental'."
+               + (did_you_mean(str(unknown[0]), INCREMENTAL_KEYS) or valid(INCREMENTAL_KEYS)),
+               line=line)
+    return {str(k): str(v) for k, v in raw.items() if k in INCREMENTAL_KEYS and v is not None}
 
 
 def valid(values: tuple[str, ...] | list[str]) -> str:
@@ -572,7 +597,8 @@ def to_dict(p: Pipeline) -> dict[str, Any]:
     for sid, s in p.sources.items():
         vals = {"description": s.description, "path": s.path, "format": s.format,
                 "options": s.options, "catalog": s.catalog, "staging": s.staging,
-                "sample_key": s.sample_key, "pii_access": s.pii_access}
+                "sample_key": s.sample_key, "pii_access": s.pii_access,
+                "incremental": s.incremental or None}
         sources[sid] = _ordered(vals, s.key_order, SOURCE_KEYS)
     steps = []
     for st in p.steps:

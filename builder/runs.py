@@ -7,6 +7,7 @@ dependency is known before anything has run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -72,12 +73,26 @@ def producers(project: Project) -> dict[str, str]:
     return {name: f.stem for name, f in producer_files(project).items()}
 
 
-def upstream_files(pipeline: Pipeline) -> list[Path]:
-    """Saved pipelines that must run before ``pipeline``, in dependency order."""
-    project = find_project(pipeline.path)
-    files = producer_files(project)
+def _key(pipeline: Pipeline) -> str:
+    # An unsaved pipeline (the app's) has no file; it is never anyone's producer.
+    return str(pipeline.path.resolve()) if pipeline.path else "(unsaved pipeline)"
+
+
+def dependency_graph(pipelines: Sequence[Pipeline]) -> nx.DiGraph:
+    """Pipeline files (resolved paths as text) with an edge producer -> reader for every staging
+    table one reads and another publishes, closed over upstream: a producer found in the
+    project's saved pipelines joins the graph even when it was not asked for.
+
+    A pipeline in ``pipelines`` wins over a saved one that publishes the same table."""
+    given: dict[str, Pipeline] = {_key(p): p for p in pipelines}
     g: nx.DiGraph = nx.DiGraph()
-    todo: list[tuple[Pipeline, str]] = [(pipeline, str(pipeline.path))]
+    published: dict[str, str] = {}
+    for key, p in given.items():
+        for o in p.outputs.values():
+            if o.staging:
+                published.setdefault(o.staging, key)
+    files_by_project: dict[Path, dict[str, Path]] = {}
+    todo: list[tuple[Pipeline, str]] = [(p, k) for k, p in reversed(given.items())]
     seen: set[str] = set()
     while todo:
         p, key = todo.pop()
@@ -85,21 +100,37 @@ def upstream_files(pipeline: Pipeline) -> list[Path]:
             continue
         seen.add(key)
         g.add_node(key)
+        project = find_project(p.path)
+        if project.pipelines_dir not in files_by_project:
+            files_by_project[project.pipelines_dir] = producer_files(project)
+        files = files_by_project[project.pipelines_dir]
         for src in p.sources.values():
-            if src.staging and src.staging in files:
-                f = files[src.staging]
-                if str(f) == key:
-                    continue  # reads its own previous output (incremental): no dependency
-                g.add_edge(str(f), key)
-                todo.append((load(f), str(f)))
+            if not src.staging:
+                continue
+            made_by = published.get(src.staging) or (
+                str(files[src.staging].resolve()) if src.staging in files else None)
+            if made_by is None or made_by == key:
+                continue  # published by no pipeline, or reads its own previous output
+            g.add_edge(made_by, key)
+            todo.append((given.get(made_by) or load(Path(made_by)), made_by))
+    return g
+
+
+def dependency_order(g: nx.DiGraph) -> list[str]:
+    """The nodes of ``g`` producers first; a cycle is a one-line :class:`GraphError`."""
     try:
-        order = list(nx.topological_sort(g))
+        return list(nx.lexicographical_topological_sort(g))
     except nx.NetworkXUnfeasible:
         cycle = nx.find_cycle(g)
         names = [Path(a).stem for a, _b in cycle] + [Path(cycle[0][0]).stem]
         raise GraphError("pipelines depend on each other in a cycle through staging tables: "
                          + " -> ".join(names) + ".") from None
-    return [Path(k) for k in order if k != str(pipeline.path)]
+
+
+def upstream_files(pipeline: Pipeline) -> list[Path]:
+    """Saved pipelines that must run before ``pipeline``, in dependency order."""
+    me = _key(pipeline)
+    return [Path(k) for k in dependency_order(dependency_graph([pipeline])) if k != me]
 
 
 def run_upstream(pipeline: Pipeline, engine: str = "duckdb", out: TextIO | None = None) -> None:

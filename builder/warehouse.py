@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS staging_tables (
     step VARCHAR, description VARCHAR, owner VARCHAR, columns JSON, schema JSON,
     upstream JSON, mode VARCHAR, history VARCHAR, row_count BIGINT, last_success TIMESTAMP,
     last_run_id VARCHAR);
+CREATE TABLE IF NOT EXISTS watermarks (
+    pipeline VARCHAR, source VARCHAR, column_name VARCHAR, watermark VARCHAR,
+    run_id VARCHAR, updated TIMESTAMP, PRIMARY KEY (pipeline, source));
 """
 
 
@@ -368,8 +371,31 @@ def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunR
                     dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
                     "failed" if error is not None else "success", json.dumps(outputs), message])
         _register(db, records)
+        if error is None and plan is not None:
+            _save_watermarks(db, plan, run_id)
         db.execute("COMMIT")
     return run_id
+
+
+def _save_watermarks(con: duckdb.DuckDBPyConnection, plan: Plan, run_id: str) -> None:
+    """Store the watermark of each incremental source: only a successful run calls this."""
+    for sp in plan.sources.values():
+        inc = sp.incremental
+        if inc is not None and inc.next_watermark is not None:
+            con.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?, ?, ?, now())",
+                        [plan.pipeline.name, sp.id, inc.by, inc.next_watermark, run_id])
+
+
+def read_watermark(project: Project, pipeline: str, source: str) -> tuple[str, str] | None:
+    """(column, watermark) the last successful run of ``pipeline`` stored for ``source``."""
+    if not project.database.exists():
+        return None
+    with database(project, read_only=True) as db:
+        if not _has_table(db, "watermarks"):
+            return None
+        row = db.execute("SELECT column_name, watermark FROM watermarks WHERE pipeline = ? "
+                         "AND source = ?", [pipeline, source]).fetchone()
+    return (str(row[0]), str(row[1])) if row else None
 
 
 def run_history(project: Project, pipeline: str | None = None,

@@ -21,6 +21,7 @@ from builder.ui.messages import action
 from builder.yamlio import dumps, loads
 
 AUTO = ""
+OFF = ""
 # DuckDB read_csv option -> (label, widget kind, help)
 CSV_OPTIONS: dict[str, tuple[str, str, str]] = {
     "delim": ("Delimiter", "text", "The character between fields, e.g. ; or \\t (default: "
@@ -71,6 +72,37 @@ def _set_other(source_id: str, k: str) -> None:
     edit.set_source_options(p, source_id, {**kept, **other})
 
 
+@action
+def _set_incremental(source_id: str, k_by: str, k_lookback: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    by = str(st.session_state.get(k_by) or "")
+    lookback = str(st.session_state.get(k_lookback) or "").strip()
+    edit.update_source(p, source_id, incremental={"by": by, "lookback": lookback} if by
+                       else None)
+
+
+def _incremental(sid: str, src: Source, cols: list[str]) -> None:
+    """Incremental read (builder.incremental): the column compared with the watermark and the
+    lookback that re-reads late rows. Off: a full read every run."""
+    inc = src.incremental or {}
+    k_by = _init(state.key("src_inc_by", sid), inc.get("by", OFF) if inc else OFF)
+    k_lb = _init(state.key("src_inc_lookback", sid), inc.get("lookback", ""))
+    by_choices = [OFF, "event_time", *cols]
+    if inc.get("by") and inc["by"] not in by_choices:
+        by_choices.append(inc["by"])
+    left, right = st.columns(2)
+    left.selectbox("Incremental by", by_choices, key=k_by, on_change=_set_incremental,
+                   args=(sid, k_by, k_lb),
+                   format_func=lambda c: {OFF: "off (read everything)",
+                                          "event_time": "event_time (the catalog's)"}.get(c, c),
+                   help="Read only rows newer than the last successful run's newest value of "
+                        "this column; the outputs must merge into staging tables.")
+    right.text_input("Lookback", key=k_lb, on_change=_set_incremental, args=(sid, k_by, k_lb),
+                     placeholder="e.g. 2 hours", help="Re-read this much before the watermark "
+                     "so late-arriving rows are merged too.")
+
+
 def _init(k: str, value: Any) -> str:
     if k not in st.session_state:
         st.session_state[k] = value
@@ -93,6 +125,7 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
                 c for c in src.pii_access if c not in cols], key=k, on_change=_set,
                 args=(sid, "pii_access", k), help="PII columns are masked on read; list "
                 "those this pipeline needs raw (the catalog entry must allow this pipeline).")
+            _incremental(sid, src, cols)
         return
     k = _init(state.key("src_format", sid), src.format or AUTO)
     # Fixed labels (a label that changes loses the selection in the browser); the guess is

@@ -67,6 +67,8 @@ def test_every_key_of_the_file_is_set_from_the_app(project_app):
     _table_source(at, "catalog:orders", "cat")
     widget(at, "text_input", ":src_table:cat").input("users").run()
     widget(at, "multiselect", ":src_pii:cat").select("email").run()
+    widget(at, "selectbox", ":src_inc_by:cat").select("event_time").run()
+    widget(at, "text_input", ":src_inc_lookback:cat").input("2 hours").run()
     _table_source(at, "staging:sessions", "sess")
     widget(at, "text_input", ":src_table:sess").input("sessions").run()
     # A pattern step: inputs, params, description, renamed; written to a file.
@@ -111,6 +113,7 @@ def test_every_key_of_the_file_is_set_from_the_app(project_app):
     assert p.params == {"min_day": __import__("datetime").date(2024, 1, 1)}
     assert p.sources["users"].options == {"delim": ","}
     assert p.sources["cat"].pii_access == ["email"] and p.sources["cat"].catalog == "users"
+    assert p.sources["cat"].incremental == {"by": "event_time", "lookback": "2 hours"}
     assert p.step("recent").inputs == ["cat"]
     out = p.outputs["sql_1"]
     assert (out.staging, out.mode, out.primary_key, out.history) == (
