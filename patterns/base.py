@@ -297,6 +297,15 @@ INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"
                            "USMALLINT", "UINTEGER", "UBIGINT"})
 
 
+# Prefixes of DuckDB's number types (DECIMAL(18,3) starts with DECIMAL).
+NUMBER_TYPES = (*sorted(INTEGER_TYPES), "FLOAT", "DOUBLE", "REAL", "DECIMAL")
+
+
+def is_number_type(type_name: str | None) -> bool:
+    """True for DuckDB's integer, floating-point and decimal types."""
+    return bool(type_name) and str(type_name).upper().startswith(NUMBER_TYPES)
+
+
 def is_integer_type(type_name: str | None) -> bool:
     """True for DuckDB integer types. Their sums differ in type between engines (DuckDB:
     HUGEINT, Spark: BIGINT), so patterns cast integer sums to BIGINT."""

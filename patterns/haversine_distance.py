@@ -24,13 +24,12 @@ from patterns.base import (
     PatternParams,
     col,
     column_field,
+    is_number_type,
     literal,
 )
 
 EARTH_RADIUS_MILES = 3961
 KM_PER_MILE = 1.60934
-_NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 
 
 class Params(PatternParams):
@@ -58,7 +57,7 @@ def build(p: Params, ctx: BuildContext) -> exp.Query:
     for name in ("lat1", "lon1", "lat2", "lon2"):
         column = getattr(p, name)
         type_ = ctx.input.type_of(column)
-        if not type_.upper().startswith(_NUMBERS):
+        if not is_number_type(type_):
             raise ParamError(name, f"column '{column}' is {type_}, not a number of degrees. "
                              "Cast it first (cast pattern).")
     cosines = exp.Mul(this=exp.Anonymous(this="COS", expressions=[_radians(col(p.lat1))]),

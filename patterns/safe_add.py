@@ -22,11 +22,9 @@ from patterns.base import (
     col,
     columns_field,
     distinct_names,
+    is_number_type,
     literal,
 )
-
-_ADDABLE = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 
 
 class Params(PatternParams):
@@ -46,7 +44,7 @@ class Params(PatternParams):
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     for i, c in enumerate(p.columns):
         type_ = ctx.input.type_of(c)
-        if not type_.upper().startswith(_ADDABLE):
+        if not is_number_type(type_):
             raise ParamError(f"columns[{i}]", f"column '{c}' is {type_}, not a number. Cast it "
                              "first (cast pattern).")
     terms: list[exp.Expr] = [exp.Coalesce(this=col(c), expressions=[literal(0)])

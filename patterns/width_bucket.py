@@ -23,11 +23,9 @@ from patterns.base import (
     PatternParams,
     col,
     column_field,
+    is_number_type,
     literal,
 )
-
-_NUMBERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 
 
 class Params(PatternParams):
@@ -49,7 +47,7 @@ class Params(PatternParams):
 
 def build(p: Params, ctx: BuildContext) -> exp.Query:
     type_ = ctx.input.type_of(p.column)
-    if not type_.upper().startswith(_NUMBERS):
+    if not is_number_type(type_):
         raise ParamError("column", f"column '{p.column}' is {type_}, not a number. Cast it "
                          "first (cast pattern).")
     value = exp.cast(col(p.column), exp.DataType.build("DOUBLE"))
