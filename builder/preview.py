@@ -143,7 +143,15 @@ class Previewer:
             query = ctes[-1][1]
             if n in plan.sources and sample is not None:
                 query = self._sampled(plan, n, query, sample)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS {query.sql('duckdb')}")
+            postgres = plan.sources[n].postgres if n in plan.sources else None
+            if postgres is not None:
+                from builder.postgres import attached
+
+                with attached(con, postgres, n):
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
+                                f"{query.sql('duckdb')}")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS {query.sql('duckdb')}")
             count = con.execute(f"SELECT count(*) FROM {q(table)}").fetchall()[0][0]
         except duckdb.InterruptException:
             raise ExecutionError(f"preview of '{n}' was cancelled.", step=n) from None
