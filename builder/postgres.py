@@ -163,7 +163,10 @@ def _first_line(e: BaseException, dsn: str | None) -> str:
     # ADBC prefixes the status ("IO: [libpq] ..."): the libpq text is what the user can act on.
     text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
-    line = re.sub(r"^ERROR:\s*", "", line)
+    # "Failed to prepare query: ERROR:  syntax error ...": the server's own words.
+    # The echoed query before it is dropped too.
+    if "ERROR:  " in line:
+        line = line.split("ERROR:  ", 1)[1]
     return mask(line, dsn).rstrip(".") + "."
 
 
