@@ -23,6 +23,8 @@ from builder.errors import PipelineError
 from builder.model import load
 from tests.pg_server import PgServer, start_server
 
+pytestmark = pytest.mark.postgres
+
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
 
 
@@ -226,6 +228,7 @@ def test_a_failing_write_leaves_the_table_as_it_was(pg, tmp_path, mode):
     assert rows(pg, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '%dockyard%'") == [(0,)]
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_the_table_as_it_was(pg, tmp_path):
     """SIGKILL while the rows stream into PostgreSQL: the server rolls the load back."""
     import signal
