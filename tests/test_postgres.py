@@ -10,7 +10,6 @@ import datetime as dt
 import decimal
 import os
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +20,10 @@ from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
 from builder.errors import PipelineError
 from builder.model import load
-from tests.pg_server import PgServer, start_server
 
 pytestmark = pytest.mark.postgres
 
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    server = start_server()  # raises (the test fails) when PostgreSQL is not installed
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def pg(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A connection to the test server; PG_DSN is set for the pipelines."""
-    import adbc_driver_postgresql.dbapi as dbapi
-
-    monkeypatch.setenv("PG_DSN", pg_server.dsn)
-    con = dbapi.connect(pg_server.dsn, autocommit=True)
-    cur = con.cursor()
-    cur.execute("DROP SCHEMA IF EXISTS shop CASCADE")
-    cur.execute("CREATE SCHEMA shop")
-    try:
-        yield cur
-    finally:
-        con.close()
 
 
 def sql(cur: Any, text: str) -> None:
