@@ -365,3 +365,22 @@ def test_rows_changed_in_postgres_are_read_by_the_next_run(pg, tmp_path):
         n = duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/out/all.parquet'").fetchall()
         assert n == [(expected,)]
         sql(pg, f"INSERT INTO shop.orders (id) VALUES ({10 + expected})")
+
+
+def test_sampled_preview_of_a_keyed_postgres_source(pg, tmp_path):
+    from builder.preview import Previewer, SampleSpec
+
+    sql(pg, ORDERS)
+    f = write(tmp_path, """\
+        version: 1
+        name: t
+        sources:
+          orders: {postgres: {dsn: {env: PG_DSN}, table: shop.orders}, sample_key: [user_id]}
+        steps:
+          - id: all
+            sql: SELECT * FROM orders
+    """)
+    p = plan(load(f))
+    with Previewer(engine=DuckDBEngine(record=False)) as pv:
+        res = pv.preview(p, "all", sample=SampleSpec(rows=10))
+    assert res.row_count == 3
