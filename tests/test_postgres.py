@@ -322,6 +322,18 @@ def test_output_shape_errors(tmp_path, capsys):
         "merge." in cli_error(capsys, f)
     f = out_pipeline(tmp_path, "merge", pk="[]")
     assert "output 'picked': mode 'merge' needs 'primary_key'" in cli_error(capsys, f)
+    f = write(tmp_path, """\
+        version: 1
+        name: t
+        sources: {}
+        steps:
+          - {id: one, sql: SELECT 1 AS id}
+        outputs:
+          one: {postgres: {dsn: {env: PG_DSN}, table: t}, mode: merge}
+    """)
+    assert cli_error(capsys, f).endswith(
+        "output 'one': 'mode' of a postgres output goes inside 'postgres:' (history is not "
+        "supported there).")
 
 
 def test_without_the_driver_the_error_says_what_to_install(pg, tmp_path, capsys, monkeypatch):
