@@ -53,12 +53,12 @@ ORDERS = """
     CREATE TABLE shop.orders (
         id integer PRIMARY KEY, user_id bigint, amount numeric(10,2), ratio numeric,
         placed timestamptz, attrs jsonb, tags text[], scores int[], paid boolean,
-        spot point);
+        spot point, spots point[]);
     INSERT INTO shop.orders VALUES
         (1, 1, 12.50, 0.333333333333, '2024-01-01 10:00:00+02', '{"a": 1}', '{x,y}',
-         '{1,NULL,3}', true, '(1,2)'),
-        (2, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-        (3, 1, 7.25, 2, '2024-01-02 00:00:00+00', '[1, 2]', '{}', '{}', false, '(0,0)');
+         '{1,NULL,3}', true, '(1,2)', ARRAY[point(1,2)]),
+        (2, 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        (3, 1, 7.25, 2, '2024-01-02 00:00:00+00', '[1, 2]', '{}', '{}', false, '(0,0)', '{}');
 """
 
 
@@ -79,7 +79,7 @@ def test_table_source_is_typed_from_the_catalog(pg, tmp_path):
     assert types == {
         "id": "INTEGER", "user_id": "BIGINT", "amount": "DECIMAL(10,2)", "ratio": "DOUBLE",
         "placed": "TIMESTAMP WITH TIME ZONE", "attrs": "JSON", "tags": "VARCHAR[]",
-        "scores": "INTEGER[]", "paid": "BOOLEAN", "spot": "VARCHAR"}
+        "scores": "INTEGER[]", "paid": "BOOLEAN", "spot": "VARCHAR", "spots": "VARCHAR[]"}
     from builder.preview import Previewer
 
     with Previewer(engine=DuckDBEngine(record=False)) as pv:
@@ -89,7 +89,8 @@ def test_table_source_is_typed_from_the_catalog(pg, tmp_path):
     assert got[0]["amount"] == decimal.Decimal("12.50")
     assert got[0]["placed"] == dt.datetime(2024, 1, 1, 8, tzinfo=dt.timezone.utc)
     assert got[0]["attrs"] == '{"a": 1}' and list(got[0]["tags"]) == ["x", "y"]
-    assert list(got[0]["scores"])[0] == 1 and got[0]["spot"] == "(1,2)"
+    assert list(got[0]["scores"]) == [1, None, 3] and got[0]["spot"] == "(1,2)"
+    assert list(got[0]["spots"]) == ["(1,2)"]
     assert got[1]["amount"] is None and got[1]["tags"] is None and got[1]["paid"] is None
 
 
@@ -396,3 +397,33 @@ def test_sampled_preview_of_a_keyed_postgres_source(pg, tmp_path):
     with Previewer(engine=DuckDBEngine(record=False)) as pv:
         res = pv.preview(p, "all", sample=SampleSpec(rows=10))
     assert res.row_count == 3
+
+
+def test_written_types_read_back_the_same(pg, tmp_path):
+    """DECIMAL(p,s), JSON and UUID keep their types in PostgreSQL (replace creates them,
+    append casts into them), so a pipeline reading the table gets the types it wrote."""
+    step = ("SELECT 1 AS id, CAST(12.5 AS DECIMAL(10,2)) AS amount, '{\"a\": 1}'::JSON AS attrs, "
+            "'6f1c2b52-0d0b-4c5e-9d7e-1a2b3c4d5e6f'::UUID AS ref, "
+            "[CAST(1.5 AS DECIMAL(4,1))] AS parts, 'x' AS note")
+    quoted = step.replace('"', '\\"')
+    for mode in ("replace", "append"):
+        f = write(tmp_path, f"""\
+            version: 1
+            name: t
+            sources: {{}}
+            steps:
+              - id: typed
+                sql: "{quoted}"
+            outputs:
+              typed: {{postgres: {{dsn: {{env: PG_DSN}}, table: shop.typed, mode: {mode}}}}}
+        """)
+        run(f)
+    assert rows(pg, "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = 'shop.typed'::regclass AND attnum > 0 ORDER BY attnum") == [
+        ("id", "integer"), ("amount", "numeric(10,2)"), ("attrs", "jsonb"), ("ref", "uuid"),
+        ("parts", "numeric(4,1)[]"), ("note", "text")]
+    assert rows(pg, "SELECT count(*), min(attrs->>'a') FROM shop.typed") == [(2, "1")]
+    src = source_pipeline(tmp_path, "{dsn: {env: PG_DSN}, table: shop.typed}")
+    types = {c.name: c.type for c in plan(load(src)).schema("orders") or ()}
+    assert types == {"id": "INTEGER", "amount": "DECIMAL(10,2)", "attrs": "JSON",
+                     "ref": "UUID", "parts": "DOUBLE[]", "note": "VARCHAR"}
