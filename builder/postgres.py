@@ -485,10 +485,25 @@ def _load_new(cur: Any, reader: Any, schema: str | None, name: str, key: list[st
     new = _short(name, "__dockyard_new")
     target_new = f"{qi(schema)}.{qi(new)}" if schema else qi(new)
     cur.execute(f"DROP TABLE IF EXISTS {target_new}")
-    rows = int(cur.adbc_ingest(new, reader, mode="create", db_schema_name=schema))
-    if retype:
-        cur.execute(f"ALTER TABLE {target_new} " + ", ".join(
-            f"ALTER COLUMN {qi(c)} TYPE {t} USING {qi(c)}::{t}" for c, t in retype.items()))
+
+    def alter(types: dict[str, str]) -> None:
+        if types:
+            cur.execute(f"ALTER TABLE {target_new} " + ", ".join(
+                f"ALTER COLUMN {qi(c)} TYPE {t} USING {qi(c)}::{t}" for c, t in types.items()))
+
+    # NUMERIC(p,s) is set on the empty table (the driver's binary numeric goes into it as is);
+    # JSONB and UUID need the rows rewritten once after the load (their binary forms differ).
+    numeric = {c: t for c, t in retype.items() if t.startswith("numeric")}
+    if numeric:
+        import pyarrow as pa
+
+        cur.adbc_ingest(new, pa.Table.from_batches([], reader.schema), mode="create",
+                        db_schema_name=schema)
+        alter(numeric)
+        rows = int(cur.adbc_ingest(new, reader, mode="append", db_schema_name=schema))
+    else:
+        rows = int(cur.adbc_ingest(new, reader, mode="create", db_schema_name=schema))
+    alter({c: t for c, t in retype.items() if c not in numeric})
     if key:
         cur.execute(f"ALTER TABLE {target_new} ADD PRIMARY KEY ({', '.join(map(qi, key))})")
     if exists:
