@@ -459,6 +459,16 @@ def write_output(con: duckdb.DuckDBPyConnection, out: OutputSpec, file: str | No
     return rows
 
 
+def check_outputs(outputs: list[OutputSpec]) -> None:
+    """Refuse a run whose PostgreSQL outputs lack the driver or their variable, before it
+    computes anything (so no other output is written first)."""
+    for out in outputs:
+        if out.postgres is not None:
+            _driver()
+            resolve_dsn(out.postgres["dsn"],
+                        f"output '{out.step}' (postgres table '{out.postgres['table']}')")
+
+
 def _rollback(pg: Any) -> None:
     try:
         pg.rollback()

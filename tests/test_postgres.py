@@ -427,3 +427,25 @@ def test_written_types_read_back_the_same(pg, tmp_path):
     types = {c.name: c.type for c in plan(load(src)).schema("orders") or ()}
     assert types == {"id": "INTEGER", "amount": "DECIMAL(10,2)", "attrs": "JSON",
                      "ref": "UUID", "parts": "DOUBLE[]", "note": "VARCHAR"}
+
+
+def test_an_output_without_its_variable_stops_the_run_before_any_write(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.delenv("OUT_DSN", raising=False)
+    f = write(tmp_path, """\
+        version: 1
+        name: t
+        sources:
+          users: {path: '{DATA}/users.csv'}
+        steps:
+          - {id: copied, sql: SELECT * FROM users}
+          - {id: again, sql: SELECT * FROM users}
+        outputs:
+          copied: {path: out/copied.parquet}
+          again: {postgres: {dsn: {env: OUT_DSN}, table: t}}
+    """)
+    assert cli_error(capsys, f).endswith(
+        "output 'again' (postgres table 't'): 'dsn' reads the environment variable 'OUT_DSN', "
+        "which is not set. Set it before running (export OUT_DSN=postgresql://user:password@"
+        "host:5432/db).")
+    assert not (tmp_path / "out" / "copied.parquet").exists()

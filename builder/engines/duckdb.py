@@ -296,6 +296,10 @@ class DuckDBEngine(Engine):
         warehouse: list[Task[duckdb.DuckDBPyConnection]] = []
         cleanup: list[Task[None]] = []
         try:
+            if any(o.postgres is not None for o in spec.outputs):
+                from builder.postgres import check_outputs
+
+                check_outputs(spec.outputs)  # driver and variables there before any step runs
             streamed: set[str] = set()  # outputs whose step runs while its file is written
             for node in spec.nodes:
                 if not node.source and progress:
