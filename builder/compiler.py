@@ -78,6 +78,8 @@ class SourcePlan:
     paths: list[str] = field(default_factory=list)  # files it reads, when not src.path
     catalog_sample_key: list[str] = field(default_factory=list)
     incremental: IncrementalRead | None = None  # an incremental read (builder.incremental)
+    # A PostgreSQL source: {dsn, sql (sent to PostgreSQL), view (its Arrow stream's name)}.
+    postgres: dict[str, Any] | None = None
 
     @property
     def sample_key(self) -> list[str]:
@@ -269,7 +271,7 @@ class ProblemSink(list):  # type: ignore[type-arg]
 def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     """Read query and schema of one source; problems go to ``sink``."""
     if src.path is None:
-        from builder.edges import plan_edge_source  # catalog and staging sources
+        from builder.edges import plan_edge_source  # catalog, staging and postgres sources
 
         return plan_edge_source(pipeline, src, sink)
     bad_options = option_problems(src.options, src.resolved_format)

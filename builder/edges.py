@@ -33,7 +33,11 @@ Schema = tuple[ColumnInfo, ...]
 
 
 def plan_edge_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
-    """The plan of a catalog or staging source (problems go to ``sink``)."""
+    """The plan of a catalog, staging or PostgreSQL source (problems go to ``sink``)."""
+    if src.postgres is not None:
+        from builder.postgres import plan_source as plan_postgres
+
+        return plan_postgres(pipeline, src, sink)
     if src.catalog:
         return _plan_catalog(pipeline, src, sink)
     return _plan_staging(pipeline, src, sink)

@@ -151,6 +151,32 @@ def add_table_source(pipeline: Pipeline, source_id: str, kind: str, name: str) -
     return src
 
 
+def postgres_spec(where: str, spec: dict[str, Any], *, output: bool) -> dict[str, Any]:
+    """A checked ``postgres:`` mapping (ConfigError with the first problem)."""
+    from builder.postgres import spec_problems
+
+    spec = {k: v for k, v in spec.items() if v not in (None, "", [])}
+    problems = spec_problems(spec, where, output=output)
+    if problems:
+        raise ConfigError(problems[0])
+    return spec
+
+
+def add_postgres_source(pipeline: Pipeline, source_id: str, env: str, table: str | None = None,
+                        query: str | None = None) -> Source:
+    """Add a source reading a PostgreSQL table (or query); the DSN is read from ``env``."""
+    check_id(pipeline, source_id)
+    env = (env or "").strip()
+    if not ID_RE.match(env):
+        raise ConfigError(f"source '{source_id}': '{env}' is not an environment variable name "
+                          "(e.g. PG_DSN).")
+    spec = postgres_spec(f"source '{source_id}'", {"dsn": {"env": env}, "table": (
+        table or "").strip(), "query": (query or "").strip()}, output=False)
+    src = Source(id=source_id, postgres=spec)
+    pipeline.sources[source_id] = src
+    return src
+
+
 def add_pattern_step(pipeline: Pipeline, pattern: str, inputs: list[str],
                      step_id: str | None = None, params: dict[str, Any] | None = None) -> Step:
     """Append a pattern step reading ``inputs`` (params start empty: the form fills them)."""
@@ -202,6 +228,7 @@ def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
         pipeline.outputs[step_id] = Output(step=step_id, path=path.strip())
     else:
         out.path = path.strip()
+        out.postgres = None
         if out.staging is not None:  # a staging table becomes a file: drop its table settings
             out.staging, out.mode, out.primary_key, out.history = None, "replace", [], None
 
@@ -226,7 +253,32 @@ def set_staging_output(pipeline: Pipeline, step_id: str, name: str) -> Output:
     out = pipeline.outputs.get(step_id)
     if out is None:
         out = pipeline.outputs[step_id] = Output(step=step_id)
-    out.staging, out.path, out.format = name, None, None
+    out.staging, out.path, out.format, out.postgres = name, None, None, None
+    return out
+
+
+def set_postgres_output(pipeline: Pipeline, step_id: str, **changes: Any) -> Output:
+    """Write ``step_id`` to a PostgreSQL table; ``changes`` update its ``postgres:`` mapping
+    (``env``, ``table``, ``mode``, ``primary_key``). A new one starts as ``{env: PG_DSN}``,
+    a table named after the step, mode replace."""
+    if step_id not in pipeline.step_ids():
+        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
+    out = pipeline.outputs.get(step_id)
+    if out is None:
+        out = pipeline.outputs[step_id] = Output(step=step_id)
+    spec = dict(out.postgres or {"dsn": {"env": "PG_DSN"}, "table": step_id})
+    for key, value in changes.items():
+        if key == "env":
+            spec["dsn"] = {"env": str(value or "").strip()}
+        elif key in ("table", "mode", "primary_key"):
+            spec[key] = value.strip() if isinstance(value, str) else value
+        else:
+            raise ConfigError(f"output '{step_id}': unknown postgres setting '{key}'.")
+    if spec.get("mode") == "replace":
+        spec.pop("mode")
+    out.postgres = postgres_spec(f"output '{step_id}'", spec, output=True)
+    out.path = out.format = out.staging = out.history = None
+    out.mode, out.primary_key = "replace", []
     return out
 
 
@@ -301,6 +353,13 @@ def update_source(pipeline: Pipeline, source_id: str, **changes: Any) -> Source:
             if value is None:
                 raise ConfigError(f"{where} needs a {key}.")
             setattr(src, key, value)
+        elif key in ("env", "table", "query") and src.postgres is not None:
+            spec = dict(src.postgres)
+            if key == "env":
+                spec["dsn"] = {"env": value or ""}
+            else:
+                spec[key] = value
+            src.postgres = postgres_spec(where, spec, output=False)
         elif key == "description":
             src.description = value
         elif key in ("sample_key", "pii_access"):

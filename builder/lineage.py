@@ -23,7 +23,7 @@ class Origin:
     pipeline: str
     source: str           # source id in that pipeline
     column: str
-    kind: str             # file | catalog | staging
+    kind: str             # file | catalog | staging | postgres
     target: str           # the file path, catalog entry or staging table name
     passthrough: bool     # the value is copied unchanged (docs can be carried over)
 
@@ -78,7 +78,9 @@ def _walk(node: Node, passthrough: bool, found: dict[tuple[str, str], bool],
 def _origin(plan: Plan, source: str, column: str, passthrough: bool) -> Origin:
     src = plan.pipeline.sources[source]
     kind, target = ("catalog", src.catalog) if src.catalog else \
-        ("staging", src.staging) if src.staging else ("file", src.path or "")
+        ("staging", src.staging) if src.staging else \
+        ("postgres", src.postgres.get("table") or "query") if src.postgres else \
+        ("file", src.path or "")
     return Origin(pipeline=plan.pipeline.name, source=source, column=column, kind=kind,
                   target=str(target), passthrough=passthrough)
 

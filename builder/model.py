@@ -42,12 +42,12 @@ RESERVED_STAGING = ("runs", "staging_tables", "staging", "locks", "cache", "dock
 
 # Allowed keys per section, in canonical order (new keys are written in this order).
 PIPELINE_KEYS = ("version", "name", "description", "params", "sources", "steps", "outputs")
-SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging", "sample_key",
-               "pii_access", "incremental")
+SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging", "postgres",
+               "sample_key", "pii_access", "incremental")
 INCREMENTAL_KEYS = ("by", "lookback")
 STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
-OUTPUT_KEYS = ("description", "path", "format", "staging", "mode", "primary_key", "history",
-               "owner", "columns")
+OUTPUT_KEYS = ("description", "path", "format", "staging", "postgres", "mode", "primary_key",
+               "history", "owner", "columns")
 # Every key of the v1 file by section: the app edits each of them (a test walks this table
 # and the dataclasses below, so a new key cannot be added without its place in the app).
 V1_KEYS: dict[str, tuple[str, ...]] = {"pipeline": PIPELINE_KEYS, "source": SOURCE_KEYS,
@@ -71,7 +71,7 @@ def infer_format(path: str) -> str | None:
 
 @dataclass
 class Source:
-    """A named input: a file (or glob), a catalog entry or a staging table."""
+    """A named input: a file (or glob), a catalog entry, a staging table or a PostgreSQL table."""
 
     id: str
     path: str | None = None
@@ -80,6 +80,7 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
     catalog: str | None = None
     staging: str | None = None
+    postgres: dict[str, Any] | None = None  # {dsn: {env: NAME}, table: ... | query: ...}
     sample_key: list[str] = field(default_factory=list)
     pii_access: list[str] = field(default_factory=list)
     # {by: column, lookback: '2 hours'}: read only rows newer than the last successful run's
@@ -114,12 +115,14 @@ class Step:
 
 @dataclass
 class Output:
-    """Where a step's result goes: a file (``path``) or a warehouse table (``staging``)."""
+    """Where a step's result goes: a file (``path``), a warehouse table (``staging``) or a
+    PostgreSQL table (``postgres``)."""
 
     step: str
     path: str | None = None
     format: str | None = None
     staging: str | None = None
+    postgres: dict[str, Any] | None = None  # {dsn, table, mode, primary_key}
     mode: str = "replace"
     primary_key: list[str] = field(default_factory=list)
     history: str | None = None
@@ -385,9 +388,15 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
                    line=spec.line_of("options"))
         else:
             src.options = dict(opts)
-        kinds = [k for k in ("path", "catalog", "staging") if spec.get(k) is not None]
+        if spec.get("postgres") is not None:
+            from builder.postgres import spec_problems
+
+            src.postgres = _plain(spec["postgres"])
+            for message in spec_problems(src.postgres, where, output=False):
+                pc.add(message, line=spec.line_of("postgres"))
+        kinds = [k for k in ("path", "catalog", "staging", "postgres") if spec.get(k) is not None]
         if len(kinds) != 1:
-            pc.add(f"{where} needs exactly one of 'path', 'catalog' or 'staging'"
+            pc.add(f"{where} needs exactly one of 'path', 'catalog', 'staging' or 'postgres'"
                    + (f" (got {', '.join(kinds)})." if kinds else "."), line=line)
         if src.staging is not None and (bad := staging_name_problem(src.staging)):
             pc.add(f"{where}: {bad}", line=spec.line_of("staging"))
@@ -553,9 +562,20 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
         else:
             pc.add(f"'columns' in {where} must map column names to descriptions.",
                    line=spec.line_of("columns"))
-        if (o.path is None) == (o.staging is None):
-            pc.add(f"{where} needs exactly one of 'path' (a file) or 'staging' (a warehouse "
-                   "table).", line=line)
+        if spec.get("postgres") is not None:
+            from builder.postgres import spec_problems
+
+            o.postgres = _plain(spec["postgres"])
+            for message in spec_problems(o.postgres, where, output=True):
+                pc.add(message, line=spec.line_of("postgres"))
+            moved = [k for k in ("mode", "primary_key", "history") if k in spec]
+            if moved:
+                pc.add(f"{where}: '{moved[0]}' of a postgres output goes inside 'postgres:' "
+                       "(history is not supported there).", line=spec.line_of(moved[0]))
+        kinds = [k for k in ("path", "staging", "postgres") if spec.get(k) is not None]
+        if len(kinds) != 1:
+            pc.add(f"{where} needs exactly one of 'path' (a file), 'staging' (a warehouse "
+                   "table) or 'postgres' (a PostgreSQL table).", line=line)
         if o.path and o.resolved_format not in ("parquet", "csv", "json"):
             pc.add(f"{where}: cannot tell the format of '{o.path}'. Use a .parquet, .csv or "
                    ".json name, or add 'format:'.", line=spec.line_of("path"))
@@ -597,7 +617,7 @@ def to_dict(p: Pipeline) -> dict[str, Any]:
     for sid, s in p.sources.items():
         vals = {"description": s.description, "path": s.path, "format": s.format,
                 "options": s.options, "catalog": s.catalog, "staging": s.staging,
-                "sample_key": s.sample_key, "pii_access": s.pii_access,
+                "postgres": s.postgres, "sample_key": s.sample_key, "pii_access": s.pii_access,
                 "incremental": s.incremental or None}
         sources[sid] = _ordered(vals, s.key_order, SOURCE_KEYS)
     steps = []
@@ -610,7 +630,7 @@ def to_dict(p: Pipeline) -> dict[str, Any]:
     outputs = {}
     for oid, o in p.outputs.items():
         vals = {"description": o.description, "path": o.path, "format": o.format,
-                "staging": o.staging, "mode": None if o.mode == "replace" and "mode" not in
+                "staging": o.staging, "postgres": o.postgres, "mode": None if o.mode == "replace" and "mode" not in
                 o.key_order else o.mode, "primary_key": o.primary_key, "history": o.history,
                 "owner": o.owner, "columns": o.columns}
         outputs[oid] = _ordered(vals, o.key_order, OUTPUT_KEYS)

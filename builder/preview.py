@@ -143,7 +143,15 @@ class Previewer:
             query = ctes[-1][1]
             if n in plan.sources and sample is not None:
                 query = self._sampled(plan, n, query, sample)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS {query.sql('duckdb')}")
+            postgres = plan.sources[n].postgres if n in plan.sources else None
+            if postgres is not None:
+                from builder.postgres import attached
+
+                with attached(con, postgres, n):
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
+                                f"{query.sql('duckdb')}")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS {query.sql('duckdb')}")
             count = con.execute(f"SELECT count(*) FROM {q(table)}").fetchall()[0][0]
         except duckdb.InterruptException:
             raise ExecutionError(f"preview of '{n}' was cancelled.", step=n) from None
@@ -160,11 +168,21 @@ class Previewer:
                             plan.sources.items() if sp.sample_key))
 
     def _source_rows(self, con: duckdb.DuckDBPyConnection, plan: Plan, sid: str) -> int:
-        key = repr(source_key(plan.pipeline, plan.sources[sid].source))
+        key = repr(source_key(plan.pipeline, plan.sources[sid].source)) + \
+            repr(plan.sources[sid].postgres)  # postgres sources have no file to tell them apart
         if key not in self._counts:
             sql = plan.query_of(sid).sql("duckdb") if not plan.sources[sid].stages else \
                 (plan.sources[sid].read or plan.query_of(sid)).sql("duckdb")
-            self._counts[key] = int(con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
+            postgres = plan.sources[sid].postgres
+            if postgres is not None:  # the rows stream from PostgreSQL for this count
+                from builder.postgres import attached
+
+                with attached(con, postgres, sid):
+                    self._counts[key] = int(
+                        con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
+            else:
+                self._counts[key] = int(
+                    con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
         return self._counts[key]
 
     def _sampled(self, plan: Plan, sid: str, query: exp.Query,

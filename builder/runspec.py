@@ -46,6 +46,7 @@ class NodeSpec:
     consumers: int  # times the other nodes' queries read this one
     checked: bool  # a check queries this node (keep it as a table: computed once)
     side: bool  # a side result such as '<step>.rejected'
+    postgres: dict[str, Any] | None = None  # a PostgreSQL source (see builder.postgres)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class OutputSpec:
     format: str
     ordered_sql: str | None  # the step's own query when it sorts (tables keep no order)
     staging: bool
+    postgres: dict[str, Any] | None = None  # {dsn, table, mode, primary_key}
 
 
 @dataclass
@@ -76,7 +78,9 @@ class RunSpec:
 
     @property
     def cacheable(self) -> bool:
-        return not any(o.staging for o in self.outputs)
+        # PostgreSQL's tables change without the run cache seeing it: never stored.
+        return not any(o.staging or o.postgres for o in self.outputs) and \
+            not any(n.postgres for n in self.nodes)
 
     @classmethod
     def from_plan(cls, plan: Plan, outputs: dict[str, Output] | None = None) -> RunSpec:
@@ -101,7 +105,8 @@ class RunSpec:
                         for c in plan.checks(n)],
                 consumers=reads.get(n, 0),
                 checked=n in checked,
-                side=n in plan.side_nodes))
+                side=n in plan.side_nodes,
+                postgres=plan.sources[n].postgres if n in plan.sources else None))
         outs = []
         for out in outputs.values():
             query = plan.steps[out.step].query if out.step in plan.steps else None
@@ -111,7 +116,8 @@ class RunSpec:
                 target=pipeline.resolve(out.path) if out.path else None,
                 format=out.resolved_format or "parquet",
                 ordered_sql=query.sql(dialect="duckdb") if ordered and query else None,
-                staging=out.staging is not None))
+                staging=out.staging is not None,
+                postgres=_postgres_output(out)))
         return cls(pipeline=PipelineRef(pipeline.name, pipeline.file),
                    nodes=nodes, outputs=outs, sandbox_dirs=sandbox_dirs(plan),
                    warnings=[str(p) for p in plan.warnings], plan=plan,
@@ -134,3 +140,11 @@ class RunSpec:
                    for n in data["nodes"]],
             outputs=[OutputSpec(**o) for o in data["outputs"]],
             sandbox_dirs=list(data["sandbox_dirs"]), warnings=list(data["warnings"]))
+
+
+def _postgres_output(out: Output) -> dict[str, Any] | None:
+    if out.postgres is None:
+        return None
+    from builder.postgres import output_spec
+
+    return output_spec(out.postgres)

@@ -326,6 +326,9 @@ def _source_ref(plan: Plan, sid: str) -> dict[str, str]:
         return {"source": sid, "kind": "catalog", "name": src.catalog}
     if src.staging:
         return {"source": sid, "kind": "staging", "name": src.staging}
+    if src.postgres:
+        return {"source": sid, "kind": "postgres", "name": str(src.postgres.get("table") or
+                                                             "query")}
     return {"source": sid, "kind": "file", "name": plan.pipeline.resolve(src.path or "")}
 
 

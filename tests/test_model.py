@@ -106,7 +106,8 @@ def test_with_params_rejects_unknown_names():
      "step 'a' needs either 'pattern' (with 'params') or 'sql', not both."),
     ("name: x\nsources:\n  s: {path: a.xlsx}\n", "cannot tell the format of 'a.xlsx'"),
     ("name: x\nsources:\n  s: {path: a.csv, catalog: c}\n",
-     "source 's' needs exactly one of 'path', 'catalog' or 'staging' (got path, catalog)."),
+     "source 's' needs exactly one of 'path', 'catalog', 'staging' or 'postgres' (got path, "
+     "catalog)."),
     ("name: x\nname: y\n", "duplicate key 'name'"),
     ("name: x\noutputs:\n  a: {path: o.parquet, mode: upsert}\n", "mode 'upsert' is not supported"),
 ])

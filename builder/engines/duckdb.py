@@ -342,6 +342,10 @@ class DuckDBEngine(Engine):
         # under its lock: opened any earlier, it would keep other runs waiting.)
         cleanup: list[Task[None]] = []
         try:
+            if any(o.postgres is not None for o in spec.outputs):
+                from builder.postgres import check_outputs
+
+                check_outputs(spec.outputs)  # driver and variables there before any step runs
             streamed: set[str] = set()  # outputs whose step runs while its file is written
             for node in spec.nodes:
                 if not node.source and progress:
@@ -391,13 +395,14 @@ class DuckDBEngine(Engine):
         streamed into it: COPY runs its query once.
         """
         if node.source:
-            return False
+            return node.postgres is not None  # its Arrow stream can be read only once
         if not self.pipeline_steps:
             return True
         if node.checked or node.side:
             return True
         if node.id in outputs:
-            return outputs[node.id].staging or node.consumers != 0
+            out = outputs[node.id]
+            return out.staging or out.postgres is not None or node.consumers != 0
         return node.consumers != 1
 
     def _compute(self, con: duckdb.DuckDBPyConnection, file: str | None, node: NodeSpec,
@@ -408,7 +413,13 @@ class DuckDBEngine(Engine):
             for name, sql in node.ctes[:-1]:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
             sql = node.ctes[-1][1]
-            if materialize:
+            if node.postgres is not None:
+                from builder.postgres import attached
+
+                with attached(con, node.postgres, node.id):
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node.id)} AS {sql}")
+                rows = con.execute(f"SELECT count(*) FROM {q(node.id)}").fetchall()[0][0]
+            elif materialize:
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node.id)} AS {sql}")
                 rows = con.execute(f"SELECT count(*) FROM {q(node.id)}").fetchall()[0][0]
             else:
@@ -443,6 +454,12 @@ class DuckDBEngine(Engine):
 
             assert spec.plan is not None, "staging outputs are written from a plan"
             return write_staging(con, spec.plan, spec.models[out.step], self._run_started)
+        if out.postgres is not None:
+            from builder.postgres import write_output
+
+            rows = write_output(con, out, file)
+            return OutputResult(output=out.step, target=f"postgres:{out.postgres['table']}",
+                                rows=rows, seconds=time.perf_counter() - t0)
         assert out.target is not None
         # Tables do not keep row order (preserve_insertion_order is off for speed): an ordered
         # step is written from its own query, over its already computed inputs.

@@ -483,6 +483,9 @@ class SparkEngine(Engine):
     def check(self, plan: Plan, targets: list[str]) -> None:
         """Refuse what Spark cannot run with DuckDB's results (raises CompileError)."""
         plan.raise_for_errors()
+        from builder.postgres import refuse_on
+
+        refuse_on(plan, targets, "spark")
         check_portable(plan, targets, "spark")
 
     # ---- defining the views --------------------------------------------------------------

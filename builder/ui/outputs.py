@@ -1,8 +1,10 @@
-"""A step's output: not written, a file, or a staging table, with every key of an output.
+"""A step's output: not written, a file, a staging table or a PostgreSQL table, with every key
+of an output.
 
 Files take ``path`` and ``format``; staging tables take ``staging`` (the table name), ``mode``
 (replace, append, merge), ``primary_key`` and ``history: scd2``; both take ``description``,
-``owner`` and ``columns`` (column descriptions). Every change goes through
+``owner`` and ``columns`` (column descriptions). PostgreSQL tables take ``postgres:`` with the
+environment variable of the connection string, the table, the mode and the primary key. Every change goes through
 :mod:`builder.edit`, which refuses what the file format does not allow.
 """
 
@@ -19,7 +21,8 @@ from builder.ui import state
 from builder.ui.messages import action
 from builder.yamlio import dumps, loads
 
-KINDS = {"none": "Not written", "file": "A file", "staging": "A staging table"}
+KINDS = {"none": "Not written", "file": "A file", "staging": "A staging table",
+         "postgres": "A PostgreSQL table"}
 AUTO = ""  # the "from the file extension" / "no value" option of optional select boxes
 
 
@@ -34,6 +37,8 @@ def _set_kind(node: str, kind_key: str) -> None:
     elif kind == "staging":
         edit.set_staging_output(p, node, st.session_state.get(state.key("out_staging", node))
                                 or node)
+    elif kind == "postgres":
+        edit.set_postgres_output(p, node)
     else:
         edit.set_output(p, node, None)
     _forget(node)
@@ -42,7 +47,8 @@ def _set_kind(node: str, kind_key: str) -> None:
 def _forget(node: str) -> None:
     """Start the detail widgets again from the model (after the output changed kind)."""
     for name in ("out_path", "out_staging", "out_format", "out_mode", "out_pk", "out_history",
-                 "out_desc", "out_owner", "out_columns"):
+                 "out_desc", "out_owner", "out_columns", "out_pg_env", "out_pg_table",
+                 "out_pg_mode", "out_pg_pk"):
         st.session_state.pop(state.key(name, node), None)
 
 
@@ -70,6 +76,36 @@ def _update(node: str, field: str, k: str, parse: str = "") -> None:
     edit.update_output(p, node, **{field: value})
 
 
+@action
+def _set_postgres(node: str, field: str, k: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    edit.set_postgres_output(p, node, **{field: st.session_state.get(k)})
+
+
+def _draw_postgres(node: str, spec: dict[str, Any], plan: Plan) -> None:
+    c1, c2 = st.columns([2, 1])
+    dsn = spec.get("dsn")
+    k = _init(state.key("out_pg_env", node), dsn.get("env", "") if isinstance(dsn, dict)
+              else "")
+    c1.text_input("Environment variable with the connection string", key=k,
+                  on_change=_set_postgres, args=(node, "env", k))
+    k = _init(state.key("out_pg_table", node), str(spec.get("table") or ""))
+    c2.text_input("Table (schema.table)", key=k, on_change=_set_postgres, args=(node, "table", k))
+    k = _init(state.key("out_pg_mode", node), spec.get("mode", "replace"))
+    c2.selectbox("Mode", list(edit.OUTPUT_MODES), key=k, on_change=_set_postgres,
+                 args=(node, "mode", k), help="replace: a new table swapped in; append: inserts "
+                 "the rows; merge: INSERT ... ON CONFLICT (primary key) DO UPDATE. Each write is "
+                 "one transaction: a failed run leaves the table as it was.")
+    columns = [c.name for c in plan.schema(node) or ()]
+    pk = list(spec.get("primary_key") or [])
+    k = _init(state.key("out_pg_pk", node), pk)
+    c1.multiselect("Primary key", columns + [c for c in pk if c not in columns], key=k,
+                   on_change=_set_postgres, args=(node, "primary_key", k),
+                   help="Created on replace; merge needs a primary key or unique constraint on "
+                   "these columns in PostgreSQL.")
+
+
 def _init(k: str, value: Any) -> str:
     if k not in st.session_state:
         st.session_state[k] = value
@@ -79,7 +115,8 @@ def _init(k: str, value: Any) -> str:
 def draw(p: Pipeline, node: str, plan: Plan) -> None:
     """The output settings of step ``node``."""
     out = p.outputs.get(node)
-    kind = "none" if out is None else ("staging" if out.staging else "file")
+    kind = "none" if out is None else ("staging" if out.staging else "postgres" if
+                                       out.postgres is not None else "file")
     kind_key = _init(state.key("out_kind", node), kind)
     st.radio("Write this step to", list(KINDS), key=kind_key, format_func=KINDS.__getitem__,
              horizontal=True, on_change=_set_kind, args=(node, kind_key),
@@ -88,7 +125,9 @@ def draw(p: Pipeline, node: str, plan: Plan) -> None:
     if out is None:
         return
     c1, c2 = st.columns([2, 1])
-    if out.staging is not None:
+    if out.postgres is not None:
+        _draw_postgres(node, out.postgres, plan)
+    elif out.staging is not None:
         k = _init(state.key("out_staging", node), out.staging)
         c1.text_input("Staging table", key=k, on_change=_set_staging, args=(node, k),
                       help="Other pipelines read it with a source {staging: NAME}.")

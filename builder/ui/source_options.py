@@ -113,6 +113,9 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
     """Format and reader options of a file source; the table name of a catalog or staging
     source, and the PII columns it asks raw values of."""
     sid = src.id
+    if src.postgres is not None:
+        _draw_postgres(sid, src.postgres)
+        return
     if src.path is None:
         field = "catalog" if src.catalog is not None else "staging"
         k = _init(state.key("src_table", sid), getattr(src, field) or "")
@@ -150,6 +153,24 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
         st.text_area("Other reader options (YAML)", key=k, on_change=_set_other, args=(sid, k),
                      height=70, help=f"DuckDB read_{src.resolved_format} options by their "
                      "DuckDB names, e.g. 'all_varchar: true'.")
+
+
+def _draw_postgres(sid: str, spec: dict[str, Any]) -> None:
+    """The variable holding the connection string, and the table or query."""
+    dsn = spec.get("dsn")
+    env = dsn.get("env", "") if isinstance(dsn, dict) else ""
+    k = _init(state.key("src_pg_env", sid), env)
+    st.text_input("Environment variable with the connection string", key=k, on_change=_set,
+                  args=(sid, "env", k))
+    field = "table" if spec.get("table") is not None else "query"
+    k = _init(state.key("src_pg", sid, field), str(spec.get(field) or ""))
+    if field == "table":
+        st.text_input("PostgreSQL table (schema.table)", key=k, on_change=_set,
+                      args=(sid, field, k))
+    else:
+        st.text_area("PostgreSQL query", key=k, on_change=_set, args=(sid, field, k),
+                     height=90)
+    st.caption("Typed from PostgreSQL's catalog; every run and preview reads the rows again.")
 
 
 def _option_widget(col: Any, sid: str, src: Source, name: str, label: str, kind: str,

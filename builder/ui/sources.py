@@ -1,4 +1,6 @@
-"""Adding sources: a data file in the project folder, a path, or an uploaded CSV/Parquet file.
+"""Adding sources: a data file in the project folder, a path, an uploaded CSV/Parquet file, a
+catalog or staging table, or a PostgreSQL table or query (its connection string is read from an
+environment variable, never typed into the app).
 
 Uploads are written into the project (``<pipelines folder>/data/uploads/``) and become ordinary
 file sources with a path relative to the pipeline file, so the saved YAML runs from the CLI too.
@@ -121,6 +123,21 @@ def _add_table(choice_key: str, id_key: str) -> None:
     state.flash("success", f"Added source '{src.id}' ({kind} table '{name}').")
 
 
+@action
+def _add_postgres(id_key: str) -> None:
+    p = state.pipeline()
+    assert p is not None
+    table = str(st.session_state.get("dy_src_pg_table") or "").strip()
+    query = str(st.session_state.get("dy_src_pg_query") or "").strip()
+    base = table.rsplit(".", 1)[-1] if table else "query"
+    sid = str(st.session_state.get(id_key) or "").strip() or edit.unique_id(
+        p, re.sub(r"[^A-Za-z0-9_]", "_", base) or "query")
+    src = edit.add_postgres_source(p, sid, str(st.session_state.get("dy_src_pg_env") or ""),
+                                   table=table, query=query)
+    state.select(src.id)
+    state.flash("success", f"Added source '{src.id}' (PostgreSQL {'table ' + repr(table) if table else 'query'}).")
+
+
 def table_choices() -> list[str]:
     """'catalog:NAME' and 'staging:NAME' for every table the project's catalog knows."""
     from builder.catalog_browse import entries
@@ -133,8 +150,8 @@ def table_choices() -> list[str]:
 def draw(p: Pipeline) -> None:
     """The 'Add a source' controls (in the sidebar)."""
     folder = state.pipelines_dir()
-    how = st.radio("From", ["Data folder", "Catalog", "Upload", "Path"], key="dy_src_how",
-                   horizontal=True)
+    how = st.radio("From", ["Data folder", "Catalog", "Upload", "Path", "PostgreSQL"],
+                   key="dy_src_how", horizontal=True)
     st.text_input("Source id (optional)", key="dy_src_id", placeholder="from the file name")
     if how == "Catalog":
         tables = table_choices()
@@ -155,6 +172,18 @@ def draw(p: Pipeline) -> None:
         st.selectbox("File", files, key="dy_src_file")
         st.button("Add source", key="dy_src_add_file", on_click=_add_file,
                   args=("dy_src_file", "dy_src_id"))
+    elif how == "PostgreSQL":
+        st.text_input("Environment variable with the connection string", key="dy_src_pg_env",
+                      value="PG_DSN", help="e.g. export PG_DSN=postgresql://user:password@host"
+                      ":5432/db before starting the app. The pipeline file names the variable, "
+                      "never the password.")
+        st.text_input("Table (schema.table)", key="dy_src_pg_table",
+                      placeholder="public.orders")
+        st.text_area("... or a query", key="dy_src_pg_query", height=70,
+                     placeholder="SELECT * FROM public.orders WHERE ...",
+                     help="Runs in PostgreSQL; give either a table or a query.")
+        st.button("Add source", key="dy_src_add_pg", on_click=_add_postgres,
+                  args=("dy_src_id",))
     elif how == "Upload":
         st.file_uploader("CSV or Parquet file", type=UPLOAD_TYPES, key="dy_src_upload")
         st.caption(f"Saved into '{state.UPLOADS.as_posix()}/' next to your pipelines.")

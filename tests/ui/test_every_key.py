@@ -71,6 +71,12 @@ def test_every_key_of_the_file_is_set_from_the_app(project_app):
     widget(at, "text_input", ":src_inc_lookback:cat").input("2 hours").run()
     _table_source(at, "staging:sessions", "sess")
     widget(at, "text_input", ":src_table:sess").input("sessions").run()
+    # A PostgreSQL source (issue 23; no server here: the plan reports it, the file holds it).
+    at.radio(key="dy_src_how").set_value("PostgreSQL").run()
+    at.text_input(key="dy_src_id").input("pgsrc").run()
+    at.text_input(key="dy_src_pg_table").input("public.orders").run()
+    at.button(key="dy_src_add_pg").click().run()
+    widget(at, "text_input", ":src_pg_env:pgsrc").input("ORDERS_DSN").run()
     # A pattern step: inputs, params, description, renamed; written to a file.
     _inspect(at, "users")
     at.button(key="dy_add_filter").click().run()
@@ -93,6 +99,11 @@ def test_every_key_of_the_file_is_set_from_the_app(project_app):
     widget(at, "selectbox", ":out_mode:sql_1").select("merge").run()
     widget(at, "multiselect", ":out_pk:sql_1").select("user_id").run()
     widget(at, "selectbox", ":out_history:sql_1").select("scd2").run()
+    # A SQL step written to a PostgreSQL table.
+    at.button(key="dy_add_sql").click().run()
+    widget(at, "text_area", ":sql:sql_2").input("SELECT user_id FROM recent").run()
+    widget(at, "radio", ":out_kind:sql_2").set_value("postgres").run()
+    widget(at, "text_input", ":out_pg_table:sql_2").input("public.recent").run()
     assert not at.exception
     at.text_input(key="dy_save_name").input("every").run()
     at.button(key="dy_save_btn").click().run()
@@ -119,3 +130,5 @@ def test_every_key_of_the_file_is_set_from_the_app(project_app):
     assert (out.staging, out.mode, out.primary_key, out.history) == (
         "recent_users", "merge", ["user_id"], "scd2")
     assert p.outputs["recent"].columns == {"user_id": "The user."}
+    assert p.sources["pgsrc"].postgres == {"dsn": {"env": "ORDERS_DSN"}, "table": "public.orders"}
+    assert p.outputs["sql_2"].postgres == {"dsn": {"env": "PG_DSN"}, "table": "public.recent"}
