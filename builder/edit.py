@@ -214,7 +214,7 @@ def add_input(pipeline: Pipeline, step_id: str, node: str) -> None:
     if node not in input_candidates(pipeline, step_id):
         raise ConfigError(f"step '{step_id}' cannot read '{node}': '{node}' depends on "
                           f"'{step_id}', so the pipeline would go round in a cycle.")
-    pattern = PATTERNS.get(step.pattern) if step.pattern in PATTERNS else None
+    pattern = PATTERNS.get(step.pattern) if step.pattern and step.pattern in PATTERNS else None
     if pattern is not None and pattern.arity != ARITY_N and len(current) >= int(pattern.arity):
         reads_ = ", ".join(f"'{i}'" for i in current) or "nothing"
         raise ConfigError(f"step '{step_id}' ({pattern.name}) takes {pattern.arity_text()} and "

@@ -29,9 +29,9 @@ from builder.ui.messages import one_line, problem_text
 MAX_ROWS = 200
 MAX_COLS = 50
 JOB = "dy_preview_job"
-# Above this much source data upstream of a node, previews start in sample mode (10M click
-# events are ~250 MB of Parquet: a full cold preview takes 15+ s, a kept sample < 0.5 s).
-SAMPLE_ABOVE_BYTES = 64 * 1024 * 1024
+# Above this much source data upstream of a node, previews start in sample mode (1M click events
+# are ~13 MB of Parquet and a full cold preview of pipeline A takes ~1.6 s; 10M, ~130 MB, 18 s).
+SAMPLE_ABOVE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
