@@ -9,9 +9,9 @@ compiled at runtime). The model is the truth and the canvas follows it both ways
   its content changes (the component keeps its own state otherwise, e.g. a box the user moved).
 * canvas -> model: clicking a box inspects it; drawing an edge from a box's right handle to
   another box's left handle adds an input to that step (:func:`builder.edit.add_input`, refused
-  in one line when the pattern already has all its inputs); deleting an edge or a box (right
-  click, then Delete) asks for confirmation, then removes the input or the node through
-  :mod:`builder.edit`. New steps from the palette read the box selected here.
+  in one line when the pattern already has all its inputs). Removing inputs and deleting nodes
+  stay in the inspector (the component's own delete menus are off). New steps from the palette
+  read the box selected here.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from streamlit_flow.state import StreamlitFlowState
 
 from builder import edit
 from builder.compiler import Plan
+from builder.errors import PipelineError
 from builder.model import Pipeline
 from builder.ui import state
-from builder.ui.messages import report
+from builder.ui.messages import one_line, problem_text
 
 # state -> (fill color, legend text)
 STATES = {
@@ -45,7 +46,7 @@ WIDGET = "dy_canvas_widget"
 SENT = "dy_canvas_sent"        # (signature, StreamlitFlowState) last sent to the browser
 SEEN = "dy_canvas_seen"        # timestamp of the last canvas event handled
 NONCE = "dy_canvas_nonce"      # bumped to send the model's picture again (undo a refused edit)
-PENDING = "dy_canvas_pending"  # removals drawn on the canvas, waiting for confirmation
+NOTES = "dy_canvas_notes"      # what the last canvas edit did or why it was refused
 
 
 def node_states(plan: Plan, cached: Iterable[str]) -> dict[str, str]:
@@ -105,7 +106,6 @@ def picture(plan: Plan, states: dict[str, str], selected: str | None
     pos = layout(plan, list(states))
     nodes = []
     for node, st_ in states.items():
-        side = node in plan.side_nodes
         style = {"background": STATES[st_][0], "width": 170, "fontSize": 12,
                  "border": ("2px solid #dc3545" if st_ == "invalid" else "1px solid #888"),
                  "borderRadius": 6}
@@ -115,13 +115,11 @@ def picture(plan: Plan, states: dict[str, str], selected: str | None
             node, pos[node], {"content": _label(plan, node)},
             node_type="input" if node in p.sources else "default",
             source_position="right", target_position="left", selectable=True,
-            connectable=True, deletable=not side, selected=node == selected, style=style))
+            connectable=True, deletable=False, selected=node == selected, style=style))
     edges = []
     for a, b in edges_of(plan, states):
-        pattern_input = b in p.step_ids() and p.step(b).sql is None
         edges.append(StreamlitFlowEdge(f"{a}->{b}", a, b, marker_end={"type": "arrowclosed"},
-                                       deletable=pattern_input, focusable=pattern_input,
-                                       style={}))
+                                       deletable=False, style={}))
     return nodes, edges
 
 
@@ -158,60 +156,36 @@ def changes(sent: StreamlitFlowState, got: StreamlitFlowState) -> Changes:
         removed_nodes=gone)
 
 
-def add_edges(p: Pipeline, added: list[tuple[str, str]]) -> list[str]:
-    """Apply drawn edges as inputs; returns what was added, as text (errors are reported)."""
-    done = []
+def _refusal(e: Exception) -> str:
+    if isinstance(e, PipelineError) and e.problems:
+        return problem_text(e.problems[0])
+    return one_line(e)
+
+
+def add_edges(p: Pipeline, added: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Apply drawn edges as inputs: (what was added, why others were refused), as text."""
+    done, refused = [], []
     for a, b in added:
         try:
             edit.add_input(p, b, a)
-        except Exception as e:  # noqa: BLE001 - one line on the page, the edge is undone
-            report(e)
+        except Exception as e:  # noqa: BLE001 - one line under the canvas, the edge is undone
+            refused.append(_refusal(e))
         else:
             done.append(f"'{b}' now reads '{a}'")
-    return done
+    return done, refused
 
 
-def remove(p: Pipeline, ch: Changes) -> list[str]:
-    """Apply confirmed removals through builder.edit; returns what was removed, as text."""
-    done = []
-    for a, b in ch.removed_edges:
-        try:
-            edit.remove_input(p, b, a)
-        except Exception as e:  # noqa: BLE001 - one line on the page, the edge comes back
-            report(e)
-        else:
-            done.append(f"'{b}' no longer reads '{a}'")
-    for n in ch.removed_nodes:
-        try:
-            edit.delete_node(p, n)
-        except Exception as e:  # noqa: BLE001 - e.g. other steps read it: named in the line
-            report(e)
-        else:
-            done.append(f"deleted '{n}'")
-    return done
+def _note(done: list[str], refused: list[str]) -> None:
+    """Keep the outcome under the canvas until the next canvas edit (a flash would vanish in
+    the rerun the canvas itself causes when it is redrawn)."""
+    notes = [("error", r) for r in refused]
+    if done:
+        notes.insert(0, ("success", "Canvas: " + "; ".join(done) + "."))
+    st.session_state[NOTES] = notes
 
 
 def _redraw() -> None:
     st.session_state[NONCE] = st.session_state.get(NONCE, 0) + 1
-
-
-def _confirm(ch: Changes) -> None:
-    p = state.pipeline()
-    st.session_state.pop(PENDING, None)
-    if p is not None:
-        done = remove(p, ch)
-        if done:
-            state.flash("success", "Canvas: " + "; ".join(done) + ".")
-            state.bump()  # the inputs pickers hold the old inputs: start them from the model
-        if state.selected() not in p.node_ids():
-            ids = p.node_ids()
-            state.select(ids[-1] if ids else None)
-    _redraw()
-
-
-def _keep() -> None:
-    st.session_state.pop(PENDING, None)
-    _redraw()
 
 
 def _handle(p: Pipeline, sent: StreamlitFlowState, got: StreamlitFlowState) -> None:
@@ -220,25 +194,15 @@ def _handle(p: Pipeline, sent: StreamlitFlowState, got: StreamlitFlowState) -> N
     if ch.selected and ch.selected != state.selected():
         state.select(ch.selected)
     if ch.added:
-        done = add_edges(p, ch.added)
+        done, refused = add_edges(p, ch.added)
+        _note(done, refused)
         if done:
-            state.flash("success", "Canvas: " + "; ".join(done) + ".")
             state.bump()  # the inputs pickers hold the old inputs: start them from the model
         _redraw()
     if ch.removals:
-        st.session_state[PENDING] = ch
-
-
-def _pending_bar() -> None:
-    ch: Changes | None = st.session_state.get(PENDING)
-    if ch is None:
-        return
-    what = [f"the input '{a}' of '{b}'" for a, b in ch.removed_edges] + \
-        [f"'{n}'" for n in ch.removed_nodes]
-    c1, c2, c3 = st.columns([6, 1, 1], vertical_alignment="center")
-    c1.warning("Remove " + ", ".join(what) + "?")
-    c2.button("Remove", key="dy_canvas_remove", type="primary", on_click=_confirm, args=(ch,))
-    c3.button("Keep", key="dy_canvas_keep", on_click=_keep)
+        # Boxes and edges are not deletable on the canvas (the inspector deletes nodes and
+        # edits inputs); a removal can only come from a stale picture: draw the model again.
+        _redraw()
 
 
 def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
@@ -257,7 +221,7 @@ def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
     rows = max(len(layer) for layer in _layers(layout(plan, list(states))))
     got = streamlit_flow(WIDGET, sent, height=min(560, 140 + rows * Y_STEP), fit_view=True,
                          allow_new_edges=True, get_node_on_click=True, get_edge_on_click=False,
-                         enable_node_menu=True, enable_edge_menu=True, show_controls=True,
+                         enable_node_menu=False, enable_edge_menu=False, show_controls=True,
                          hide_watermark=True, min_zoom=0.3)
     if got is not sent and got.timestamp > st.session_state.get(SEEN, 0):
         st.session_state[SEEN] = got.timestamp
@@ -265,10 +229,11 @@ def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
         _handle(p, sent, got)
         if st.session_state.get(NONCE, 0) != signature[2] or state.selected() != selected:
             st.rerun()  # draw the page again from the edited model
-    _pending_bar()
+    for level, text in st.session_state.get(NOTES, []):
+        getattr(st, level)(text)
     st.caption("Click a box to inspect it; drag from a box's right handle to another box to "
-               "add an input; right-click a box or an edge to delete it. New steps from the "
-               "palette read the selected box.  " + "  ".join(
+               "add an input (the inspector removes inputs and deletes nodes). New steps from "
+               "the palette read the selected box.  " + "  ".join(
                    f"<span style='background:{c};border:1px solid #bbb;padding:0 6px'>{t}</span>"
                    for c, t in STATES.values()), unsafe_allow_html=True)
 

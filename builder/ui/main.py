@@ -100,12 +100,13 @@ def page(p: Pipeline) -> None:
         nodes = list(states)
         if not nodes:
             return
-        if state.selected() not in nodes:
-            state.select(nodes[-1])
+        sel = state.selected()
+        state.select(sel if sel in nodes else nodes[-1])  # also restores a dropped widget state
         counts = _problem_counts(the_plan)
         st.selectbox("Inspect", nodes, key=state.SELECTED,
                      format_func=lambda n: f"{ICONS[states[n]]} {n}" + (
                          f"  — {counts[n]} problem(s)" if counts.get(n) else ""))
+        state.keep_selection()
         node = state.selected()
         assert node is not None
         before = dump(p)
