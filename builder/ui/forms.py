@@ -171,10 +171,6 @@ def _label(spec: FieldSpec) -> str:
     return spec.name + ("" if not spec.required else " *")
 
 
-def _init(k: str, value: Any) -> None:
-    if k not in st.session_state:
-        st.session_state[k] = value
-
 
 def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) -> None:
     k = state.key("param", step.id, spec.name)
@@ -198,14 +194,14 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
         options = ([NONE] if not spec.required else []) + names
         if value not in options and value is not None:
             options.append(value)
-        _init(k, value if value is not None else (NONE if not spec.required else None))
+        state.initial(k, value if value is not None else (NONE if not spec.required else None))
         new = st.selectbox(_label(spec), options, key=k, help=help_, format_func=fmt,
                            placeholder="choose a column")
         _write(step, spec, None if new == NONE else new)
     elif spec.kind == "columns":
         current = [str(v) for v in value] if isinstance(value, list) else []
         options = names + [c for c in current if c not in names]
-        _init(k, current)
+        state.initial(k, current)
         picked = st.multiselect(_label(spec), options, key=k, help=help_, format_func=fmt,
                                 placeholder="choose columns")
         _write(step, spec, list(picked))
@@ -215,21 +211,21 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
                    else []) + choices
         if value is not None and value not in options:
             options.append(value)
-        _init(k, value if value is not None else (NONE if NONE in options else None))
+        state.initial(k, value if value is not None else (NONE if NONE in options else None))
         new = st.selectbox(_label(spec), options, key=k, help=help_,
                            format_func=lambda c: "(none)" if c == NONE else str(c))
         _write(step, spec, None if new == NONE else new)
     elif spec.kind == "bool":
-        _init(k, bool(value))
+        state.initial(k, bool(value))
         _write(step, spec, st.checkbox(_label(spec), key=k, help=help_))
     elif spec.kind in ("int", "float"):
         cast = int if spec.kind == "int" else float
-        _init(k, None if value is None else cast(value))
+        state.initial(k, None if value is None else cast(value))
         number = st.number_input(_label(spec), key=k, help=help_, value=None,
                                  step=1 if spec.kind == "int" else None)
         _write(step, spec, None if number is None else cast(number))
     elif spec.kind in ("sql", "text"):
-        _init(k, "" if value is None else str(value))
+        state.initial(k, "" if value is None else str(value))
         if spec.kind == "sql":
             new = st.text_area(_label(spec), key=k, help=(help_ or "") + " SQL expression "
                                "(DuckDB dialect) over the input's columns.", height=80)
@@ -239,7 +235,7 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
             new = st.text_input(_label(spec), key=k, help=help_)
         _write(step, spec, new if new.strip() else None)
     elif spec.kind == "text_list":
-        _init(k, ", ".join(value or []))
+        state.initial(k, ", ".join(value or []))
         text = st.text_input(_label(spec) + " (comma-separated)", key=k, help=help_)
         _write(step, spec, [t.strip() for t in text.split(",") if t.strip()] or None)
     elif spec.kind == "join_keys" and not isinstance(value, dict):
@@ -247,7 +243,7 @@ def _field_widget(spec: FieldSpec, step: Step, plan: Plan, inputs: list[str]) ->
         left = {c for c, _ in input_columns(plan, inputs, 0)}
         shared = [c for c, _ in input_columns(plan, inputs, 1) if c in left]
         current = [str(v) for v in value] if isinstance(value, list) else []
-        _init(k, current)
+        state.initial(k, current)
         picked = st.multiselect(_label(spec), shared + [c for c in current if c not in shared],
                                 key=k, help=(help_ or "") + " Only columns both inputs have are "
                                 "listed; for keys with different names write a mapping in YAML.",
@@ -426,7 +422,7 @@ def _rows_editor(spec: FieldSpec, step: Step, k: str, value: Any, names: list[st
 
 
 def _yaml_editor(spec: FieldSpec, step: Step, k: str, value: Any, help_: str | None) -> None:
-    _init(k, "" if value is None else dumps(value).strip())
+    state.initial(k, "" if value is None else dumps(value).strip())
     text = st.text_area(_label(spec) + " (YAML)", key=k, help=help_, height=100)
     if not text.strip():
         _write(step, spec, None)

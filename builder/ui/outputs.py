@@ -86,30 +86,25 @@ def _set_postgres(node: str, field: str, k: str) -> None:
 def _draw_postgres(node: str, spec: dict[str, Any], plan: Plan) -> None:
     c1, c2 = st.columns([2, 1])
     dsn = spec.get("dsn")
-    k = _init(state.key("out_pg_env", node), dsn.get("env", "") if isinstance(dsn, dict)
+    k = state.initial(state.key("out_pg_env", node), dsn.get("env", "") if isinstance(dsn, dict)
               else "")
     c1.text_input("Environment variable with the connection string", key=k,
                   on_change=_set_postgres, args=(node, "env", k))
-    k = _init(state.key("out_pg_table", node), str(spec.get("table") or ""))
+    k = state.initial(state.key("out_pg_table", node), str(spec.get("table") or ""))
     c2.text_input("Table (schema.table)", key=k, on_change=_set_postgres, args=(node, "table", k))
-    k = _init(state.key("out_pg_mode", node), spec.get("mode", "replace"))
+    k = state.initial(state.key("out_pg_mode", node), spec.get("mode", "replace"))
     c2.selectbox("Mode", list(edit.OUTPUT_MODES), key=k, on_change=_set_postgres,
                  args=(node, "mode", k), help="replace: a new table swapped in; append: inserts "
                  "the rows; merge: INSERT ... ON CONFLICT (primary key) DO UPDATE. Each write is "
                  "one transaction: a failed run leaves the table as it was.")
     columns = [c.name for c in plan.schema(node) or ()]
     pk = list(spec.get("primary_key") or [])
-    k = _init(state.key("out_pg_pk", node), pk)
+    k = state.initial(state.key("out_pg_pk", node), pk)
     c1.multiselect("Primary key", columns + [c for c in pk if c not in columns], key=k,
                    on_change=_set_postgres, args=(node, "primary_key", k),
                    help="Created on replace; merge needs a primary key or unique constraint on "
                    "these columns in PostgreSQL.")
 
-
-def _init(k: str, value: Any) -> str:
-    if k not in st.session_state:
-        st.session_state[k] = value
-    return k
 
 
 def draw(p: Pipeline, node: str, plan: Plan) -> None:
@@ -117,7 +112,7 @@ def draw(p: Pipeline, node: str, plan: Plan) -> None:
     out = p.outputs.get(node)
     kind = "none" if out is None else ("staging" if out.staging else "postgres" if
                                        out.postgres is not None else "file")
-    kind_key = _init(state.key("out_kind", node), kind)
+    kind_key = state.initial(state.key("out_kind", node), kind)
     st.radio("Write this step to", list(KINDS), key=kind_key, format_func=KINDS.__getitem__,
              horizontal=True, on_change=_set_kind, args=(node, kind_key),
              help="A file (Parquet, CSV or JSON) is replaced on each run; a staging table is "
@@ -128,38 +123,39 @@ def draw(p: Pipeline, node: str, plan: Plan) -> None:
     if out.postgres is not None:
         _draw_postgres(node, out.postgres, plan)
     elif out.staging is not None:
-        k = _init(state.key("out_staging", node), out.staging)
+        k = state.initial(state.key("out_staging", node), out.staging)
         c1.text_input("Staging table", key=k, on_change=_set_staging, args=(node, k),
                       help="Other pipelines read it with a source {staging: NAME}.")
-        k = _init(state.key("out_mode", node), out.mode)
+        k = state.initial(state.key("out_mode", node), out.mode)
         c2.selectbox("Mode", list(edit.OUTPUT_MODES), key=k, on_change=_update,
                      args=(node, "mode", k), help="replace: the table is the result; append: "
                      "adds the rows; merge: updates rows by primary key and adds new ones.")
         columns = [c.name for c in plan.schema(node) or ()]
-        k = _init(state.key("out_pk", node), list(out.primary_key))
+        k = state.initial(state.key("out_pk", node), list(out.primary_key))
         c1.multiselect("Primary key", columns + [c for c in out.primary_key if c not in columns],
                        key=k, on_change=_update, args=(node, "primary_key", k),
                        help="Columns that identify a row: checked unique on write; needed by "
                        "merge and by history.")
-        k = _init(state.key("out_history", node), out.history or AUTO)
+        k = state.initial(state.key("out_history", node), out.history or AUTO)
         c2.selectbox("History", [AUTO, *edit.HISTORIES], key=k, on_change=_update,
                      args=(node, "history", k), format_func=lambda h: h or "none",
                      help="scd2 keeps every version of a row (valid_from, valid_to, "
                      "is_current) by primary key.")
     else:
-        k = _init(state.key("out_path", node), out.path or edit.default_output_path(p, node))
+        k = state.initial(state.key("out_path", node),
+                          out.path or edit.default_output_path(p, node))
         c1.text_input("Output file (relative to the pipeline file)", key=k,
                       on_change=_set_path, args=(node, k))
-        k = _init(state.key("out_format", node), out.format or AUTO)
+        k = state.initial(state.key("out_format", node), out.format or AUTO)
         c2.selectbox("Format", [AUTO, *FORMATS], key=k, on_change=_update,
                      args=(node, "format", k), format_func=lambda f: f or "from the extension")
     with st.expander("Documentation (description, owner, columns)"):
-        k = _init(state.key("out_desc", node), out.description or "")
+        k = state.initial(state.key("out_desc", node), out.description or "")
         st.text_input("Description", key=k, on_change=_update, args=(node, "description", k))
-        k = _init(state.key("out_owner", node), out.owner or "")
+        k = state.initial(state.key("out_owner", node), out.owner or "")
         st.text_input("Owner", key=k, on_change=_update, args=(node, "owner", k),
                       placeholder="team@example.com")
-        k = _init(state.key("out_columns", node), dumps(out.columns).strip() if out.columns
+        k = state.initial(state.key("out_columns", node), dumps(out.columns).strip() if out.columns
                   else "")
         st.text_area("Column descriptions (YAML, one 'column: description' per line)", key=k,
                      on_change=_update, args=(node, "columns", k, "yaml"), height=90)

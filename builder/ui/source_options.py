@@ -86,8 +86,8 @@ def _incremental(sid: str, src: Source, cols: list[str]) -> None:
     """Incremental read (builder.incremental): the column compared with the watermark and the
     lookback that re-reads late rows. Off: a full read every run."""
     inc = src.incremental or {}
-    k_by = _init(state.key("src_inc_by", sid), inc.get("by", OFF) if inc else OFF)
-    k_lb = _init(state.key("src_inc_lookback", sid), inc.get("lookback", ""))
+    k_by = state.initial(state.key("src_inc_by", sid), inc.get("by", OFF) if inc else OFF)
+    k_lb = state.initial(state.key("src_inc_lookback", sid), inc.get("lookback", ""))
     by_choices = [OFF, "event_time", *cols]
     if inc.get("by") and inc["by"] not in by_choices:
         by_choices.append(inc["by"])
@@ -103,11 +103,6 @@ def _incremental(sid: str, src: Source, cols: list[str]) -> None:
                      "so late-arriving rows are merged too.")
 
 
-def _init(k: str, value: Any) -> str:
-    if k not in st.session_state:
-        st.session_state[k] = value
-    return k
-
 
 def draw(p: Pipeline, src: Source, plan: Plan) -> None:
     """Format and reader options of a file source; the table name of a catalog or staging
@@ -118,19 +113,19 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
         return
     if src.path is None:
         field = "catalog" if src.catalog is not None else "staging"
-        k = _init(state.key("src_table", sid), getattr(src, field) or "")
+        k = state.initial(state.key("src_table", sid), getattr(src, field) or "")
         st.text_input("Catalog entry" if field == "catalog" else "Staging table", key=k,
                       on_change=_set, args=(sid, field, k))
         if field == "catalog":
             cols = [c.name for c in plan.schema(sid) or ()]
-            k = _init(state.key("src_pii", sid), list(src.pii_access))
+            k = state.initial(state.key("src_pii", sid), list(src.pii_access))
             st.multiselect("Raw PII columns (pii_access)", cols + [
                 c for c in src.pii_access if c not in cols], key=k, on_change=_set,
                 args=(sid, "pii_access", k), help="PII columns are masked on read; list "
                 "those this pipeline needs raw (the catalog entry must allow this pipeline).")
             _incremental(sid, src, cols)
         return
-    k = _init(state.key("src_format", sid), src.format or AUTO)
+    k = state.initial(state.key("src_format", sid), src.format or AUTO)
     # Fixed labels (a label that changes loses the selection in the browser); the guess is
     # in the help.
     st.selectbox("Format", [AUTO, *FORMATS], key=k, on_change=_set, args=(sid, "format", k),
@@ -144,12 +139,13 @@ def draw(p: Pipeline, src: Source, plan: Plan) -> None:
             for i, (name, (label, kind, help_)) in enumerate(CSV_OPTIONS.items()):
                 _option_widget(grid[i % 3], sid, src, name, label, kind, help_)
             value = src.options.get("types")
-            k = _init(state.key("src_opt", sid, "types"), dumps(value).strip() if value else "")
+            k = state.initial(state.key("src_opt", sid, "types"),
+                              dumps(value).strip() if value else "")
             st.text_area("Column types (YAML, one 'column: TYPE' per line)", key=k,
                          on_change=_set_option, args=(sid, "types", k, "yaml"), height=80,
                          help="E.g. 'amount: DECIMAL(10,2)'; other columns are detected.")
         other = {n: v for n, v in src.options.items() if n not in shown}
-        k = _init(state.key("src_opt_other", sid), dumps(other).strip() if other else "")
+        k = state.initial(state.key("src_opt_other", sid), dumps(other).strip() if other else "")
         st.text_area("Other reader options (YAML)", key=k, on_change=_set_other, args=(sid, k),
                      height=70, help=f"DuckDB read_{src.resolved_format} options by their "
                      "DuckDB names, e.g. 'all_varchar: true'.")
@@ -159,11 +155,11 @@ def _draw_postgres(sid: str, spec: dict[str, Any]) -> None:
     """The variable holding the connection string, and the table or query."""
     dsn = spec.get("dsn")
     env = dsn.get("env", "") if isinstance(dsn, dict) else ""
-    k = _init(state.key("src_pg_env", sid), env)
+    k = state.initial(state.key("src_pg_env", sid), env)
     st.text_input("Environment variable with the connection string", key=k, on_change=_set,
                   args=(sid, "env", k))
     field = "table" if spec.get("table") is not None else "query"
-    k = _init(state.key("src_pg", sid, field), str(spec.get(field) or ""))
+    k = state.initial(state.key("src_pg", sid, field), str(spec.get(field) or ""))
     if field == "table":
         st.text_input("PostgreSQL table (schema.table)", key=k, on_change=_set,
                       args=(sid, field, k))
@@ -178,19 +174,19 @@ def _option_widget(col: Any, sid: str, src: Source, name: str, label: str, kind:
     value = src.options.get(name)
     k = state.key("src_opt", sid, name)
     if kind == "tristate":
-        _init(k, AUTO if value is None else ("yes" if value else "no"))
+        state.initial(k, AUTO if value is None else ("yes" if value else "no"))
         col.selectbox(label, list(_TRISTATE), key=k, format_func=_TRISTATE.__getitem__,
                       on_change=_set_option, args=(sid, name, k, kind), help=help_)
     elif kind == "choice":
         options = [AUTO, ".", ","] + ([str(value)] if value and str(value) not in ".," else [])
-        _init(k, AUTO if value is None else str(value))
+        state.initial(k, AUTO if value is None else str(value))
         col.selectbox(label, options, key=k, on_change=_set_option, args=(sid, name, k, kind),
                       format_func=lambda c: c or "default (.)", help=help_)
     elif kind == "int":
-        _init(k, int(value) if isinstance(value, int) else 0)
+        state.initial(k, int(value) if isinstance(value, int) else 0)
         col.number_input(label, key=k, min_value=0, step=1, on_change=_set_option,
                          args=(sid, name, k, kind), help=help_)
     else:
-        _init(k, "" if value is None else str(value))
+        state.initial(k, "" if value is None else str(value))
         col.text_input(label, key=k, on_change=_set_option, args=(sid, name, k, kind),
                        help=help_)

@@ -93,6 +93,14 @@ def bump() -> None:
     st.session_state[GENERATION] = st.session_state.get(GENERATION, 0) + 1
 
 
+def initial(k: str, value: Any) -> str:
+    """Give widget ``k`` its first value from the model (later reruns keep what the user set);
+    returns ``k``."""
+    if k not in st.session_state:
+        st.session_state[k] = value
+    return k
+
+
 def key(*parts: object) -> str:
     """A widget key tied to the current generation."""
     return f"g{st.session_state.get(GENERATION, 0)}:" + ":".join(str(p) for p in parts)
