@@ -87,11 +87,24 @@ def _settle(page) -> None:
 
 
 def _choose(page, label: str, option: str) -> None:
-    """Pick an option of a select box or multiselect by typing it, as a user would."""
+    """Pick an option of a select box or multiselect by typing it, as a user would.
+
+    The canvas (an iframe) may still be sizing itself after a rerun, and a layout change closes
+    an open dropdown under the pointer: then the user opens it again, and so does this."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     box = page.get_by_label(label, exact=True)
-    box.click()
-    box.press_sequentially(option)
-    page.get_by_role("option", name=option).first.click()
+    for attempt in range(3):
+        box.click()
+        box.press_sequentially(option)
+        try:
+            page.get_by_role("option", name=option).first.click(timeout=15_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(500)
     _settle(page)
 
 

@@ -191,7 +191,7 @@ def _redraw() -> None:
 def _handle(p: Pipeline, sent: StreamlitFlowState, got: StreamlitFlowState) -> None:
     """Turn one canvas event into model edits (called before the inspector is drawn)."""
     ch = changes(sent, got)
-    if ch.selected and ch.selected != state.selected():
+    if ch.selected and ch.selected != sent.selected_id and ch.selected != state.selected():
         state.select(ch.selected)
     if ch.added:
         done, refused = add_edges(p, ch.added)
@@ -216,7 +216,10 @@ def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
                       st.session_state.get(NONCE, 0))
     sent_sig, sent = st.session_state.get(SENT, (None, None))
     if sent is None or sent_sig != signature:
-        sent = StreamlitFlowState(nodes, edges)  # a fresh timestamp: the browser takes it
+        # A fresh timestamp: the browser takes it. It carries the inspected node, so the
+        # canvas never reports a stale selection back (which would undo a choice made in the
+        # Inspect box and rerun the page again and again).
+        sent = StreamlitFlowState(nodes, edges, selected_id=selected)
         st.session_state[SENT] = (signature, sent)
     rows = max(len(layer) for layer in _layers(layout(plan, list(states))))
     got = streamlit_flow(WIDGET, sent, height=min(560, 140 + rows * Y_STEP), fit_view=True,
