@@ -122,23 +122,32 @@ def _hold(lock: Path) -> subprocess.Popen[str]:
     return proc
 
 
-def test_a_busy_warehouse_is_waited_for_then_a_clear_error(tmp_path):
-    root = _project(tmp_path)
-    path = _publisher(root, "pub", 3, "pub_table")
-    database = root / "warehouse" / "dockyard.duckdb"
-    holder = _hold(warehouse_lock_file(root / "warehouse"))
+def _run_while_held(path, lock_file) -> tuple[str, int]:
+    """Run ``path`` while another process holds ``lock_file``, waiting at most 0.5 s: the run
+    must exit 1 with one line that ends with the bound and its setting. Returns (that line, the
+    holder's pid)."""
+    holder = _hold(lock_file)
     try:
         run, = _run_all([path], **{WAIT_ENV: "0.5"})
     finally:
         holder.communicate("")
-    # Exit 1 and one line naming the file and who holds it; the output is kept.
     assert run.returncode == 1
     lines = run.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        f"{path} the run's outputs are written, but the run is not recorded: the warehouse "
-        f"'{database}' is in use by another process (pid {holder.pid} since ")
+    assert len(lines) == 1, lines
     assert lines[0].endswith(f"for more than 0.5 s; try again when it has finished, or set "
                              f"{WAIT_ENV} to wait longer (seconds).")
+    return lines[0], holder.pid
+
+
+def test_a_busy_warehouse_is_waited_for_then_a_clear_error(tmp_path):
+    root = _project(tmp_path)
+    path = _publisher(root, "pub", 3, "pub_table")
+    database = root / "warehouse" / "dockyard.duckdb"
+    # Exit 1 and one line naming the file and who holds it; the output is kept.
+    line, pid = _run_while_held(path, warehouse_lock_file(root / "warehouse"))
+    assert line.startswith(
+        f"{path} the run's outputs are written, but the run is not recorded: the warehouse "
+        f"'{database}' is in use by another process (pid {pid} since ")
     table = root / "warehouse" / "staging" / "pub_table.parquet"
     assert duckdb.sql(f"SELECT count(*) FROM '{table}'").fetchall() == [(3,)]
     # Released, the next run waits for nobody and is recorded.
@@ -154,18 +163,10 @@ def test_a_busy_warehouse_is_waited_for_then_a_clear_error(tmp_path):
 def test_a_busy_staging_table_is_waited_for_then_a_clear_error(tmp_path):
     root = _project(tmp_path)
     path = _publisher(root, "pub", 3, "shared", "append")
-    holder = _hold(table_lock_file(root / "warehouse", "shared"))
-    try:
-        run, = _run_all([path], **{WAIT_ENV: "0.5"})
-    finally:
-        holder.communicate("")
-    assert run.returncode == 1
-    lines = run.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
+    line, pid = _run_while_held(path, table_lock_file(root / "warehouse", "shared"))
+    assert line.startswith(
         f"{path} staging table 'shared' ('{root / 'warehouse' / 'staging' / 'shared.parquet'}')"
-        f" is in use by another process (pid {holder.pid} since ")
-    assert lines[0].endswith(f"for more than 0.5 s; try again when it has finished, or set "
-                             f"{WAIT_ENV} to wait longer (seconds).")
+        f" is in use by another process (pid {pid} since ")
     assert not (root / "warehouse" / "staging" / "shared.parquet").exists()
 
 
