@@ -20,8 +20,8 @@ from pathlib import Path
 import duckdb
 
 from bench.harness import BENCH_DIR, prepare_pipeline
-from builder.compiler import plan
-from builder.model import load
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
 
 TIE_BREAKERS = ('ORDER BY "ingested_at" ASC, "user_id" ASC, "ts" ASC, "page" ASC, "device" ASC',
                 'ORDER BY "ingested_at" ASC')

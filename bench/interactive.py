@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from builder import yamlio
-from builder.compiler import plan
-from builder.model import Pipeline, load
-from builder.preview import Previewer, SampleSpec
-from builder.schema import forget_source_schemas
+from builder.engines.preview import Previewer, SampleSpec
+from builder.pipeline import yamlio
+from builder.pipeline.model import Pipeline, load
+from builder.plan.compiler import plan
+from builder.plan.schema import forget_source_schemas
 from patterns.base import clear_parse_cache
 
 
@@ -176,7 +176,7 @@ def startup(pipeline_file: Path, repeat: int) -> dict[str, Any]:
         times.append(time.perf_counter() - t0)
         if r.returncode != 0:
             raise SystemExit(f"dockyard validate failed: {r.stderr}")
-    probe = ("import sys, contextlib, io\nfrom builder.cli import main\n"
+    probe = ("import sys, contextlib, io\nfrom builder.cli.main import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              f"    main(['validate', {str(pipeline_file)!r}])\n"
              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit'))")

@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import adbc_driver_postgresql.dbapi as pg
 
-    from builder.compiler import plan
     from builder.engines.duckdb import DuckDBEngine
-    from builder.model import load
+    from builder.pipeline.model import load
+    from builder.plan.compiler import plan
     from tests.pg_server import start_server
 
     server = start_server()

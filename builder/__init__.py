@@ -1,7 +1,7 @@
 """Dockyard: reusable data-flow pattern blocks plus your own SQL, as pipelines in YAML.
 
-The path of a pipeline through the code: file (:mod:`builder.model`) -> graph validation
-(:mod:`builder.graph`) -> compile and type (:mod:`builder.compiler`) -> engine
+The path of a pipeline through the code: file (:mod:`builder.pipeline.model`) -> graph validation
+(:mod:`builder.plan.graph`) -> compile and type (:mod:`builder.plan.compiler`) -> engine
 (:mod:`builder.engines`) -> outputs. :mod:`builder.api` is the library's front door.
 """
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from builder.compiler import Plan, plan
 from builder.engines import get_engine
 from builder.engines.base import PreviewResult, ProgressFn, RunResult
 from builder.errors import Problem
-from builder.model import Pipeline, dump, load, save
+from builder.pipeline.model import Pipeline, dump, load, save
+from builder.plan.compiler import Plan, plan
 
 __all__ = ["load", "save", "dump", "validate", "compile_plan", "compile_sql", "run", "preview",
            "Pipeline", "Plan"]
@@ -44,7 +44,7 @@ def compile_sql(pipeline: Pipeline, step: str | None = None, dialect: str = "duc
                           + did_you_mean(target, pipeline.node_ids()), file=pipeline.file)
     p = compile_plan(pipeline, stop_at=target)
     if dialect != "duckdb":
-        from builder.portability import check_portable, render
+        from builder.plan.portability import check_portable, render
 
         check_portable(p, [target], dialect)
         # The SQL the engine runs: sources as tables, DuckDB semantics spelled out for Spark.

@@ -8,7 +8,7 @@ with the queries, or with each other.
 
 This module imports only the standard library and DuckDB's compiled extension (20 ms, see
 :mod:`builder.duckdb_native`): ``dockyard run`` imports it first, so that :func:`prestart`
-begins while the rest of Dockyard loads. (``builder.sandbox`` keeps its own cache of databases
+begins while the rest of Dockyard loads. (``builder.plan.sandbox`` keeps its own cache of databases
 for typing and schemas, opened ahead with ``prewarm``.)
 """
 

@@ -13,7 +13,7 @@ lost: objects created inside are collected as usual, and a frozen object that di
 collected after the thaw.
 
 :func:`for_a_command` is the command line's own policy (its process only, set by
-``builder.cli.entry``): the same imports made the collector walk the growing heap again and
+``builder.cli.main.entry``): the same imports made the collector walk the growing heap again and
 again while they loaded: 0.18 s of ``dockyard validate``'s start-up of about 1 s.
 """
 

@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.duckdb_native import duckdb
-from builder.runspec import RunSpec
-from builder.sandbox import describe, file_identity, sandbox_dirs_for_paths
+from builder.plan.runspec import RunSpec
+from builder.plan.sandbox import describe, file_identity, sandbox_dirs_for_paths
 
 if TYPE_CHECKING:
-    from builder.compiler import Plan
-    from builder.model import Pipeline
+    from builder.pipeline.model import Pipeline
+    from builder.plan.compiler import Plan
 
 FORMAT = 1
 # Libraries whose behaviour decides what a plan contains.
@@ -47,7 +47,7 @@ LIBRARIES = ("duckdb", "sqlglot", "pydantic", "pydantic_core", "networkx", "yaml
 
 def entry_path(file: str | Path) -> Path:
     """Where the cache entry of a pipeline file lives."""
-    from builder.project import find_project
+    from builder.pipeline.project import find_project
 
     path = Path(file).resolve()
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
@@ -80,7 +80,7 @@ def _file_digest(file: str | Path) -> str:
 
 def why_not_cached(pipeline: Pipeline, sets: list[str]) -> str | None:
     """The reason this run cannot be stored, or None when it can."""
-    from builder.model import is_env_ref
+    from builder.pipeline.model import is_env_ref
 
     if sets:
         return "--set values are never stored"

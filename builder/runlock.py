@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import ExecutionError
-from builder.project import find_project
+from builder.pipeline.project import find_project
 
 if TYPE_CHECKING:
-    from builder.model import Pipeline
-    from builder.runspec import PipelineRef
+    from builder.pipeline.model import Pipeline
+    from builder.plan.runspec import PipelineRef
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")

@@ -140,9 +140,9 @@ def ensure_examples(pipelines_dir: Path) -> list[str]:
     """Sample data, plus the staging tables example pipelines read (published by running
     the example that produces each, once). Returns the pipelines it ran."""
     from builder import api
-    from builder.model import load
-    from builder.project import find_project
-    from builder.runs import producer_files
+    from builder.pipeline.model import load
+    from builder.pipeline.project import find_project
+    from builder.plan.dependencies import producer_files
 
     ensure_sample_data(pipelines_dir / "data")
     project = find_project(pipelines_dir / "x.yaml")

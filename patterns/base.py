@@ -27,9 +27,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from builder import sqlcheck
 from builder.errors import CompileError, did_you_mean
-from builder.sqlparams import (
+from builder.pipeline.params import (
     Masked,
     bind_params,
     check_param_names,
@@ -38,6 +37,7 @@ from builder.sqlparams import (
     misplaced_param,
     non_finite_literal,
 )
+from builder.plan import sqlcheck
 
 ARITY_N = "n"
 Arity = Union[int, Literal["n"]]

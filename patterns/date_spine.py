@@ -32,7 +32,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from builder.errors import did_you_mean
-from builder.sqlparams import PARAM_RE
+from builder.pipeline.params import PARAM_RE
 from patterns._interval import day_index, floor_div, month_index, second_index, sql_type
 from patterns.base import BuildContext, ParamError, Pattern, PatternParams, alias, ident, literal
 

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from sqlglot import exp
 
 from builder.errors import did_you_mean
-from builder.sqlparams import PARAM_RE
+from builder.pipeline.params import PARAM_RE
 from patterns.base import (
     BuildContext,
     ParamError,

@@ -17,8 +17,8 @@ from typing import Any
 
 import duckdb
 
-from builder.model import Output, Pipeline, Source, Step
-from builder.yamlio import loads
+from builder.pipeline.model import Output, Pipeline, Source, Step
+from builder.pipeline.yamlio import loads
 
 CASES_DIR = Path(__file__).parent / "fixtures" / "patterns"
 STEP_ID = "result"

@@ -12,9 +12,9 @@ import pytest
 
 from bench import cli, harness, report
 from bench.data import ensure_data
-from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
-from builder.model import load
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
 
 
 def test_pipeline_steps_gives_the_same_output_with_fewer_tables(tmp_path: Path) -> None:

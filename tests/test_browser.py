@@ -189,7 +189,7 @@ def test_edit_after_preview_is_kept(server):
     preview, so the browser sent back a label that no longer existed and the app jumped away."""
     from playwright.sync_api import expect, sync_playwright
 
-    from builder.model import load
+    from builder.pipeline.model import load
 
     url, folder = server
     shutil.copy(ROOT / "saved_pipelines" / "clicks_daily.yaml", folder)

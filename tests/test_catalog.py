@@ -11,14 +11,14 @@ import duckdb
 import pytest
 
 from builder import api
-from builder.cli import main
-from builder.compiler import plan
+from builder.cli.main import main
 from builder.errors import ExecutionError
-from builder.lineage import column_origins, trace
-from builder.model import load
-from builder.project import WAREHOUSE_ENV, find_project
-from builder.runs import upstream_files
-from builder.warehouse import run_history, staging_info
+from builder.pipeline.model import load
+from builder.pipeline.project import WAREHOUSE_ENV, find_project
+from builder.plan.compiler import plan
+from builder.plan.dependencies import upstream_files
+from builder.plan.lineage import column_origins, trace
+from builder.warehouse.store import run_history, staging_info
 from tests.processes import kill_run_while_writing
 
 EVENTS_CSV = """\

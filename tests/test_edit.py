@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import edit
-from builder.compiler import plan
 from builder.errors import ConfigError
-from builder.model import dump, load, loads_pipeline
+from builder.pipeline import edit
+from builder.pipeline.model import dump, load, loads_pipeline
+from builder.plan.compiler import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "saved_pipelines" / "daily_revenue.yaml"

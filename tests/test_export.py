@@ -16,10 +16,10 @@ import duckdb
 import pytest
 import yaml
 
-from builder.cli import main
+from builder.cli.export import MARKER, check_cron, export, tasks, write
+from builder.cli.main import main
 from builder.errors import ConfigError, GraphError
-from builder.export import MARKER, check_cron, export, tasks, write
-from builder.project import WAREHOUSE_ENV
+from builder.pipeline.project import WAREHOUSE_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 

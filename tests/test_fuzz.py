@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from builder.cli import main
+from builder.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD_STEP = "  - id: a\n    sql: SELECT * FROM s\n"

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder.cli import main
-from builder.project import WAREHOUSE_ENV, find_project
-from builder.warehouse import read_watermark
+from builder.cli.main import main
+from builder.pipeline.project import WAREHOUSE_ENV, find_project
+from builder.warehouse.store import read_watermark
 
 HEADER = "event_id,user_id,amount,note,updated_at\n"
 FIRST = """\
@@ -183,10 +183,10 @@ def test_an_invalid_incremental_source_is_a_one_line_error(tmp_path, monkeypatch
 
 
 def test_the_edit_api_sets_and_clears_incremental_and_refuses_it_on_a_file(tmp_path, monkeypatch):
-    from builder import edit
     from builder.errors import ConfigError
-    from builder.model import dump, load, loads_pipeline
-    from builder.yamlio import loads
+    from builder.pipeline import edit
+    from builder.pipeline.model import dump, load, loads_pipeline
+    from builder.pipeline.yamlio import loads
 
     f = _project(tmp_path, monkeypatch, FIRST)
     p = load(f)

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder.project import WAREHOUSE_ENV, find_project
-from builder.warehouse import staging_info
+from builder.pipeline.project import WAREHOUSE_ENV, find_project
+from builder.warehouse.store import staging_info
 
 ROUNDS = 8
 SEED = 20261126

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from builder.errors import ConfigError
-from builder.model import dump, load, loads_pipeline, save
-from builder.sqlparams import literal_sql, render_params
-from builder.yamlio import parse_scalar
+from builder.pipeline.model import dump, load, loads_pipeline, save
+from builder.pipeline.params import literal_sql, render_params
+from builder.pipeline.yamlio import parse_scalar
 
 EXAMPLE = """\
 version: 1
@@ -119,7 +119,7 @@ def test_shape_errors(text, message):
 
 @pytest.mark.parametrize("value", ["\x85", "a\u2028b", "x\u2029", "a\rb", "tab\there", " \n"])
 def test_values_with_unusual_line_breaks_survive_a_save(value):
-    from builder.yamlio import dumps, loads
+    from builder.pipeline.yamlio import dumps, loads
 
     data = {"params": {"mapping": {value: value}, "default": value}}
     assert loads(dumps(data)) == data
@@ -130,7 +130,7 @@ def test_v1_keys_are_the_models_fields():
     it): each dataclass field is a key, apart from bookkeeping and the id a mapping is keyed by."""
     import dataclasses
 
-    from builder.model import V1_KEYS, Output, Pipeline, Source, Step
+    from builder.pipeline.model import V1_KEYS, Output, Pipeline, Source, Step
 
     internal = {"line", "key_order", "path", "params_line", "param_lines"}
     for section, cls, keyed_by in (("pipeline", Pipeline, None), ("source", Source, "id"),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
+from builder.engines.preview import Previewer
 from builder.errors import ExecutionError
-from builder.preview import Previewer
+from builder.plan.compiler import plan
 from patterns import PATTERNS
 from tests.pattern_cases import STEP_ID, Case, assert_rows, case_pipeline, load_cases
 
@@ -61,7 +61,7 @@ def test_pivot_reads_its_values_from_an_upstream_step_and_follows_the_data(tmp_p
     over a CSV source), and a changed file gives the new columns on the next plan."""
     import os
 
-    from builder.model import Output, Pipeline, Source, Step
+    from builder.pipeline.model import Output, Pipeline, Source, Step
 
     data = tmp_path / "sales.csv"
     data.write_text("region,quarter,amount\nEU,Q2,7\nEU,Q1,10\nUS,Q9,1\n", encoding="utf-8")

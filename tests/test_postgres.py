@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from builder.cli import main
-from builder.compiler import plan
+from builder.cli.main import main
 from builder.engines.duckdb import DuckDBEngine
 from builder.errors import PipelineError
-from builder.model import load
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
 
 pytestmark = pytest.mark.postgres
 
@@ -80,7 +80,7 @@ def test_table_source_is_typed_from_the_catalog(pg, tmp_path):
         "id": "INTEGER", "user_id": "BIGINT", "amount": "DECIMAL(10,2)", "ratio": "DOUBLE",
         "placed": "TIMESTAMP WITH TIME ZONE", "attrs": "JSON", "tags": "VARCHAR[]",
         "scores": "INTEGER[]", "paid": "BOOLEAN", "spot": "VARCHAR", "spots": "VARCHAR[]"}
-    from builder.preview import Previewer
+    from builder.engines.preview import Previewer
 
     with Previewer(engine=DuckDBEngine(record=False)) as pv:
         cols, values = pv.fetch(p, "all")
@@ -359,7 +359,7 @@ def test_spark_refuses_postgres_before_starting(pg, tmp_path):
 
 
 def test_runs_with_postgres_are_never_cached(pg, tmp_path):
-    from builder.runspec import RunSpec
+    from builder.plan.runspec import RunSpec
 
     sql(pg, ORDERS)
     p = plan(load(source_pipeline(tmp_path, "{dsn: {env: PG_DSN}, table: shop.orders}")))
@@ -381,7 +381,7 @@ def test_rows_changed_in_postgres_are_read_by_the_next_run(pg, tmp_path):
 
 
 def test_sampled_preview_of_a_keyed_postgres_source(pg, tmp_path):
-    from builder.preview import Previewer, SampleSpec
+    from builder.engines.preview import Previewer, SampleSpec
 
     sql(pg, ORDERS)
     f = write(tmp_path, """\

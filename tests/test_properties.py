@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from builder.compiler import plan
+from builder.engines.preview import Previewer
 from builder.errors import Problem
-from builder.model import Output, Pipeline, Source, Step, dump, loads_pipeline
-from builder.preview import Previewer
-from builder.sqlparams import render_params
+from builder.pipeline.model import Output, Pipeline, Source, Step, dump, loads_pipeline
+from builder.pipeline.params import render_params
+from builder.plan.compiler import plan
 from patterns import PATTERNS
 from patterns.base import field_kind
 from tests.pattern_cases import STEP_ID, Case, assert_rows, case_pipeline, load_cases

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from builder.cli import main
-from builder.docs import DOC_PATH, patterns_markdown
+from builder.cli.docs import DOC_PATH, patterns_markdown
+from builder.cli.main import main
 from patterns import PATTERNS
 from patterns.base import Pattern, PatternParams, Registry
 from patterns.filter import PATTERN as FILTER
@@ -48,7 +48,7 @@ def test_registry_refuses_duplicates_and_undocumented_patterns():
 def test_reference_page_is_up_to_date():
     current = (ROOT / DOC_PATH).read_text(encoding="utf-8")
     assert current == patterns_markdown(), (
-        "docs/patterns.md is out of date: run 'python -m builder.docs'")
+        "docs/patterns.md is out of date: run 'python -m builder.cli.docs'")
 
 
 def test_cli_lists_every_pattern(capsys):

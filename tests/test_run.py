@@ -10,13 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder import api, cli
-from builder.cli import main
-from builder.compiler import plan
-from builder.model import load
-from builder.preview import Previewer
-from builder.project import find_project
-from builder.warehouse import run_history
+from builder import api
+from builder.cli.main import main
+from builder.cli.main import main as cli
+from builder.engines.preview import Previewer
+from builder.pipeline.model import load
+from builder.pipeline.project import find_project
+from builder.plan.compiler import plan
+from builder.warehouse.store import run_history
 from tests.processes import kill_run_while_writing
 
 DATA = (Path(__file__).parent / "fixtures" / "data").resolve()
@@ -305,7 +306,7 @@ def test_sample_preview_keeps_whole_keys(tmp_path):
     body = PIPELINE.replace("clicks: {path: '{DATA}/clicks.csv'}",
                             "clicks: {path: '{DATA}/clicks.csv', sample_key: [user_id]}")
     pipeline = load(_write(tmp_path, body))
-    from builder.preview import SampleSpec
+    from builder.engines.preview import SampleSpec
 
     with Previewer() as pv:
         cols, rows = pv.fetch(plan(pipeline), "clicks", sample=SampleSpec(rows=3, seed=1))
@@ -372,7 +373,7 @@ def test_sorted_step_is_written_in_order(tmp_path):
 
 
 def test_secrets_come_from_the_environment_not_the_file(tmp_path, capsys, monkeypatch):
-    from builder.model import dump, load
+    from builder.pipeline.model import dump, load
 
     path = _write(tmp_path, """\
         version: 1
@@ -403,7 +404,7 @@ def test_secrets_come_from_the_environment_not_the_file(tmp_path, capsys, monkey
 
 
 def test_second_run_of_the_same_pipeline_refuses_while_the_first_runs(tmp_path, capsys):
-    from builder.model import load
+    from builder.pipeline.model import load
     from builder.runlock import run_lock
 
     path = _write(tmp_path, PIPELINE)
@@ -415,7 +416,7 @@ def test_second_run_of_the_same_pipeline_refuses_while_the_first_runs(tmp_path, 
 
 
 def test_app_serves_localhost_only_by_default():
-    from builder.cli import build_parser
+    from builder.cli.main import build_parser
 
     args = build_parser().parse_args(["ui"])
     assert args.address == "127.0.0.1"
@@ -530,7 +531,7 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
 def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
     """Not before: holding it during the queries would keep other runs out of the warehouse."""
     import builder.engines.duckdb as engine
-    import builder.warehouse as warehouse
+    import builder.warehouse.store as warehouse
 
     events: list[str] = []
     real_fsync, real_database = engine.os.fsync, warehouse.database
@@ -620,7 +621,7 @@ def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_pat
     """The warehouse opens while the last output syncs to disk: a failure there is still
     recorded, and the warehouse is closed afterwards."""
     import builder.engines.duckdb as engine
-    from builder.warehouse import database
+    from builder.warehouse.store import database
 
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
     assert main(["run", str(path)]) == 0
@@ -649,9 +650,9 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    import builder.warehouse as warehouse
+    import builder.warehouse.store as warehouse
     from builder.errors import ExecutionError
-    from builder.project import Project
+    from builder.pipeline.project import Project
 
     project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
     host = duckdb.connect()
@@ -680,7 +681,7 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
 
 
 def test_run_history_problem_is_a_warning(tmp_path, monkeypatch, capsys):
-    import builder.warehouse as warehouse
+    import builder.warehouse.store as warehouse
     from builder.errors import ExecutionError
 
     def read_only(*args: object, **kwargs: object) -> None:

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 
 from builder import runcache
-from builder.cli import main
-from builder.compiler import plan
-from builder.model import load
-from builder.runspec import RunSpec
+from builder.cli.main import main
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHED = "plan: unchanged since the last run"
@@ -92,12 +92,12 @@ def test_a_cached_run_imports_no_sqlglot_networkx_pydantic_yaml_nor_the_model(pr
     _run(proj, capsys)
     probe = textwrap.dedent(f"""
         import contextlib, io, sys
-        from builder.cli import main
+        from builder.cli.main import main
         with contextlib.redirect_stdout(io.StringIO()) as out:
             code = main(['run', {str(proj)!r}])
         heavy = sorted(({{m.split('.')[0] for m in sys.modules}} | set(sys.modules))
                        & {{'sqlglot', 'networkx', 'pydantic', 'patterns', 'yaml',
-                          'builder.model'}})
+                          'builder.pipeline.model'}})
         print(code, '{CACHED}' in out.getvalue(), heavy)
     """)
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
@@ -167,7 +167,7 @@ def test_changed_code_plans_again(proj, capsys, monkeypatch):
     assert CACHED not in _run(proj, capsys)
 
 
-@pytest.mark.parametrize("module", ["builder/runspec.py", "patterns/scd2.py"])
+@pytest.mark.parametrize("module", ["builder/plan/runspec.py", "patterns/scd2.py"])
 def test_the_code_fingerprint_follows_every_module(module):
     before = runcache.code_fingerprint()
     assert runcache.code_fingerprint() == before

@@ -15,12 +15,12 @@ import duckdb
 import pytest
 import sqlglot
 
-from builder.cli import main
-from builder.compiler import plan
+from builder.cli.main import main
 from builder.engines.duckdb import DuckDBEngine, connect
+from builder.engines.preview import Previewer
 from builder.errors import ExecutionError
-from builder.model import load
-from builder.preview import Previewer
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
 
 
 @pytest.fixture

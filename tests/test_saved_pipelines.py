@@ -8,10 +8,10 @@ import duckdb
 import pytest
 
 from builder import api
-from builder.compiler import plan
-from builder.model import dump, load
-from builder.project import WAREHOUSE_ENV
-from builder.runs import run_upstream
+from builder.pipeline.model import dump, load
+from builder.pipeline.project import WAREHOUSE_ENV
+from builder.plan.compiler import plan
+from builder.plan.dependencies import run_upstream
 
 SAVED = Path(__file__).resolve().parent.parent / "saved_pipelines"
 FILES = sorted(SAVED.glob("*.yaml"))

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp, parse_one
 
-from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
 from builder.errors import ExecutionError
-from builder.model import Output, Pipeline, Source, Step
+from builder.pipeline.model import Output, Pipeline, Source, Step
+from builder.plan.compiler import plan
 
 DAY0 = dt.date(2024, 1, 1)
 Row = tuple[Any, ...]  # (snap, id, tier, note)

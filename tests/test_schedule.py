@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from builder.schedule import schedule
+from builder.pipeline.schedule import schedule
 
 PIPELINE = """\
 version: 1

@@ -14,11 +14,11 @@ from typing import Any
 import duckdb
 import pytest
 
-from builder.compiler import plan
 from builder.engines import get_engine
 from builder.engines.base import EngineUnavailable
 from builder.errors import CompileError, ExecutionError
-from builder.model import Output, Pipeline, Source, Step, dump, load
+from builder.pipeline.model import Output, Pipeline, Source, Step, dump, load
+from builder.plan.compiler import plan
 from tests.pattern_cases import (
     STEP_ID,
     Case,
@@ -127,7 +127,7 @@ def _assert_same_rows(label: str, duck: list[list[Any]], spark: list[list[Any]])
 def _run_with_upstream(path: Path, engine: Any, folder: Path) -> tuple[Pipeline, Any]:
     """Run a saved pipeline (after the pipelines publishing its staging sources) into
     ``folder``: file outputs there, staging tables in ``folder/warehouse``."""
-    from builder.runs import upstream_files
+    from builder.plan.dependencies import upstream_files
 
     pipeline = load(path)
     for f in [*upstream_files(pipeline), path]:
@@ -179,7 +179,7 @@ def test_example_pipeline_same_rows_on_both_engines(path: Path, tmp_path: Path, 
 @pytest.mark.parametrize("path", [pytest.param(FILES[0], id=FILES[0].stem, marks=SPARK)]
                          if FILES else [])
 def test_cli_run_engine_spark(path: Path, tmp_path: Path, spark_engine, capsys) -> None:
-    from builder.cli import main
+    from builder.cli.main import main
 
     pipeline = load(path)
     for src in pipeline.sources.values():
@@ -200,7 +200,7 @@ def test_preview_on_spark(path: Path, spark_engine) -> None:
     p = plan(pipeline)
     node = next(iter(pipeline.outputs))
     res = spark_engine.preview(p, node, limit=3)
-    from builder.preview import Previewer
+    from builder.engines.preview import Previewer
 
     with Previewer() as pv:
         duck = pv.preview(p, node, limit=3)
@@ -285,7 +285,7 @@ def test_rewritten_constructs_match_duckdb(tmp_path: Path, spark_engine) -> None
                         path=tmp_path / "p.yaml")
     p = plan(pipeline)
     assert not p.errors, [str(e) for e in p.errors]
-    from builder.preview import Previewer
+    from builder.engines.preview import Previewer
 
     with Previewer() as pv:
         d_cols, d_rows = pv.fetch(p, "r")

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder import sandbox, yamlio
-from builder.schema import Typer
+from builder.pipeline import yamlio
+from builder.plan import sandbox
+from builder.plan.schema import Typer
 from patterns import PATTERNS
 from patterns.base import ColumnInfo, Registry
 
@@ -43,7 +44,7 @@ def _refuses_files(run_sql) -> None:
 def test_validate_imports_only_the_patterns_the_pipeline_uses():
     probe = textwrap.dedent(f"""
         import contextlib, io, json, sys
-        from builder.cli import main
+        from builder.cli.main import main
         with contextlib.redirect_stdout(io.StringIO()):
             code = main(["validate", {str(EXAMPLE)!r}])
         loaded = sorted(m.split(".")[1] for m in sys.modules
@@ -130,7 +131,7 @@ def test_typing_gives_the_names_and_types_of_a_relation(bind_only, monkeypatch):
     without it); a relation (the duckdb package's con.sql) has the same names and types."""
     import duckdb
 
-    from builder import schema
+    from builder.plan import schema
 
     assert schema.BIND_ONLY  # the installed duckdb has the bind-only call
     monkeypatch.setattr(schema, "BIND_ONLY", bind_only)
@@ -305,7 +306,7 @@ def test_cli_needs_only_duckdbs_extension(tmp_path):
                 spec.loader = Blocked()
                 return spec
         sys.meta_path.insert(0, Block())
-        from builder.cli import main
+        from builder.cli.main import main
         results = []
         for command in (["run"], ["validate"], ["run"]):  # validate needs upstream staging
             for f in {files!r}:
@@ -338,8 +339,8 @@ def test_planning_freezes_the_heap_it_finds_and_thaws_it_after(monkeypatch):
     that existed before are frozen while the steps are typed, and thawed when the plan ends."""
     import gc
 
-    from builder.compiler import plan
-    from builder.model import load
+    from builder.pipeline.model import load
+    from builder.plan.compiler import plan
 
     before = [object()]  # a tracked object that exists before the plan
     frozen_while_typing: list[int] = []
@@ -404,19 +405,19 @@ def test_a_heap_frozen_by_the_process_itself_stays_frozen():
 
 
 def test_the_command_sets_the_collector_up_for_itself_only():
-    """`dockyard` (builder.cli.entry) collects young objects every 100k allocations while its
+    """`dockyard` (builder.cli.main.entry) collects young objects every 100k allocations while its
     imports load (builder.heap); main() called in another process leaves its collector alone."""
     import gc
 
-    from builder.cli import main
+    from builder.cli.main import main
     from builder.heap import COMMAND_THRESHOLD
 
     code = textwrap.dedent(f"""
         import gc, sys
-        import builder.cli as cli
+        import builder.cli.main as cli
         run = cli.main
         def main():
-            print(gc.get_threshold()[0], "builder.compiler" in sys.modules)
+            print(gc.get_threshold()[0], "builder.plan.compiler" in sys.modules)
             return run()
         cli.main = main
         sys.argv = ["dockyard", "validate", {str(EXAMPLE)!r}]

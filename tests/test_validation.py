@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
-from builder.compiler import plan
+from builder.cli.main import main
 from builder.errors import PipelineError
-from builder.model import load
+from builder.pipeline.model import load
+from builder.plan.compiler import plan
 
 INVALID = Path(__file__).parent / "fixtures" / "pipelines" / "invalid"
 FILES = sorted(INVALID.glob("*.yaml"))

@@ -1,7 +1,7 @@
 """Execution engines behind one small interface (:class:`builder.engines.base.Engine`).
 
 The model, the patterns and the compiler know nothing about engines; an engine takes a
-:class:`builder.compiler.Plan` and runs it. ``get_engine(name)`` imports engines lazily so the
+:class:`builder.plan.compiler.Plan` and runs it. ``get_engine(name)`` imports engines lazily so the
 core never needs an optional dependency it does not use.
 """
 

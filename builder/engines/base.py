@@ -12,8 +12,8 @@ from builder.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from builder.compiler import Plan
-    from builder.model import Output
+    from builder.pipeline.model import Output
+    from builder.plan.compiler import Plan
 
 
 class EngineUnavailable(ConfigError):

@@ -28,14 +28,14 @@ from builder.engines.base import (
     StepStat,
 )
 from builder.errors import ConfigError, ExecutionError, Problem, engine_message
-from builder.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
-from builder.sandbox import normalise_dirs, source_dir
-from builder.targets import refuse_unsafe_target
+from builder.plan.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
+from builder.plan.sandbox import normalise_dirs, source_dir
+from builder.plan.targets import refuse_unsafe_target
 
 if TYPE_CHECKING:
     # Not imported at run time: a run from the run cache never loads sqlglot or pydantic.
-    from builder.compiler import Plan
-    from builder.model import Output, Pipeline
+    from builder.pipeline.model import Output, Pipeline
+    from builder.plan.compiler import Plan
 
 TMP_MARK = ".dockyard-tmp-"
 CHECK_SAMPLE_ROWS = 5
@@ -54,7 +54,7 @@ def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
         if out.path:
             dirs.append(Path(pipeline.resolve(out.path)).parent)
         elif out.staging:
-            from builder.project import find_project
+            from builder.pipeline.project import find_project
 
             dirs.append(find_project(pipeline.path).staging_dir)
     dirs.extend(Path(d) for d in extra)
@@ -126,13 +126,13 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
 
     A failed or killed run leaves the previous file untouched (and at most a temp file that the
     next write cleans up). A folder is replaced only when a Dockyard Spark run wrote it, and
-    nothing is written through a link (see :func:`builder.targets.refuse_unsafe_target`).
+    nothing is written through a link (see :func:`builder.plan.targets.refuse_unsafe_target`).
     Returns the number of rows written. With ``cleanup``, the previous file is deleted in a
     thread added there, which the caller waits for (see :func:`_replace`).
     """
     final = Path(target)
     # Checked again here, not only when planned: a cached run is not planned, and a folder or
-    # link may have appeared since (builder.targets). Raises an OSError naming the target.
+    # link may have appeared since (builder.plan.targets). Raises an OSError naming the target.
     refuse_unsafe_target(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     _cleanup_stale_tmp(final)
@@ -270,7 +270,7 @@ def record_run_safely(pipeline: Pipeline | PipelineRef, plan: Plan | None, resul
     """
     from builder.errors import PipelineError
     from builder.locks import WaitTimeout
-    from builder.warehouse import record_run
+    from builder.warehouse.store import record_run
 
     try:
         # A database prestarted by 'dockyard run' hosts the file (see warehouse.database).
@@ -343,7 +343,7 @@ class DuckDBEngine(Engine):
         cleanup: list[Task[None]] = []
         try:
             if any(o.postgres is not None for o in spec.outputs):
-                from builder.postgres import check_outputs
+                from builder.engines.postgres import check_outputs
 
                 check_outputs(spec.outputs)  # driver and variables there before any step runs
             streamed: set[str] = set()  # outputs whose step runs while its file is written
@@ -414,7 +414,7 @@ class DuckDBEngine(Engine):
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
             sql = node.ctes[-1][1]
             if node.postgres is not None:
-                from builder.postgres import attached
+                from builder.engines.postgres import attached
 
                 with attached(con, node.postgres, node.id):
                     con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node.id)} AS {sql}")
@@ -450,12 +450,12 @@ class DuckDBEngine(Engine):
         t0 = time.perf_counter()
         file = spec.pipeline.file
         if out.staging:
-            from builder.warehouse import write_staging
+            from builder.warehouse.store import write_staging
 
             assert spec.plan is not None, "staging outputs are written from a plan"
             return write_staging(con, spec.plan, spec.models[out.step], self._run_started)
         if out.postgres is not None:
-            from builder.postgres import write_output
+            from builder.engines.postgres import write_output
 
             rows = write_output(con, out, file)
             return OutputResult(output=out.step, target=f"postgres:{out.postgres['table']}",
@@ -484,7 +484,7 @@ class DuckDBEngine(Engine):
 
     # ---- previews ------------------------------------------------------------------------
     def preview(self, plan: Plan, node: str, limit: int = 20) -> PreviewResult:
-        from builder.preview import Previewer
+        from builder.engines.preview import Previewer
 
         with Previewer(engine=self) as pv:
             return pv.preview(plan, node, limit=limit)

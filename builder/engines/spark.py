@@ -1,7 +1,7 @@
 """The Spark engine: the same plan, run on Apache Spark, with the same rows as DuckDB.
 
 Parity comes first; where a step cannot mean the same on Spark, the run is refused before
-anything starts (see :mod:`builder.portability`). How the plan maps onto Spark:
+anything starts (see :mod:`builder.plan.portability`). How the plan maps onto Spark:
 
 * **Sources** are read with Spark's readers (local paths, globs and any URI Spark understands,
   e.g. ``s3a://`` or ``hdfs://``). CSV and JSON are read with an explicit schema: the one DuckDB
@@ -49,7 +49,6 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sqlglot import exp
 
-from builder.compiler import Plan
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -62,12 +61,13 @@ from builder.engines.base import (
 )
 from builder.engines.duckdb import CHECK_SAMPLE_ROWS, TMP_MARK
 from builder.errors import ExecutionError, Problem
-from builder.portability import check_portable, input_schemas, render
-from builder.targets import refuse_unsafe_target, write_marker
+from builder.plan.compiler import Plan
+from builder.plan.portability import check_portable, input_schemas, render
+from builder.plan.targets import refuse_unsafe_target, write_marker
 from patterns.base import Check, ColumnInfo
 
 if TYPE_CHECKING:
-    from builder.model import Output
+    from builder.pipeline.model import Output
 
 OLD_MARK = ".dockyard-old-"
 # Settings every Dockyard run needs for DuckDB parity (set on each run's own session).
@@ -292,7 +292,7 @@ def _strftime_to_java(fmt: str) -> str | None:
 def _sniff(path: str) -> dict[str, Any]:
     """DuckDB's CSV sniffer result for a local file (delimiter, header, formats...)."""
     from builder.engines.duckdb import connect
-    from builder.sandbox import sandbox_dirs_for_paths
+    from builder.plan.sandbox import sandbox_dirs_for_paths
 
     con = connect(sandbox_dirs_for_paths([path]))
     try:
@@ -483,7 +483,7 @@ class SparkEngine(Engine):
     def check(self, plan: Plan, targets: list[str]) -> None:
         """Refuse what Spark cannot run with DuckDB's results (raises CompileError)."""
         plan.raise_for_errors()
-        from builder.postgres import refuse_on
+        from builder.engines.postgres import refuse_on
 
         refuse_on(plan, targets, "spark")
         check_portable(plan, targets, "spark")
@@ -538,8 +538,8 @@ class SparkEngine(Engine):
 
     def _raw_schema(self, plan: Plan, sid: str) -> tuple[ColumnInfo, ...] | None:
         """Schema of a source's raw read (before catalog stages), as DuckDB sees it."""
-        from builder.sandbox import file_identity, sandbox_dirs_for_paths
-        from builder.schema import describe_source
+        from builder.plan.sandbox import file_identity, sandbox_dirs_for_paths
+        from builder.plan.schema import describe_source
 
         sp = plan.sources[sid]
         if sp.read is None:
@@ -721,8 +721,8 @@ class SparkEngine(Engine):
         import datetime as dt
 
         from builder.engines.duckdb import connect, q
-        from builder.project import find_project
-        from builder.warehouse import write_staging
+        from builder.pipeline.project import find_project
+        from builder.warehouse.store import write_staging
 
         staging = find_project(plan.pipeline.path).staging_dir
         staging.mkdir(parents=True, exist_ok=True)
@@ -816,7 +816,7 @@ def _count_written(spark: SparkSession, path: str, fmt: str, df: DataFrame) -> i
 def _atomic_dir(spark: SparkSession, target: str, fmt: str) -> Iterator[str]:
     """A temp directory next to ``target`` that replaces it on success (any Hadoop URI).
 
-    A local folder gets the marker of a Dockyard output (:data:`builder.targets.MARKER`) before
+    A local folder gets the marker of a Dockyard output (:data:`builder.plan.targets.MARKER`) before
     it is renamed into place: only such a folder may be replaced by a later run.
     """
     if "://" in target and not target.startswith("file://"):

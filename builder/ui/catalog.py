@@ -1,6 +1,6 @@
 """The Catalog page: find a table, read its docs, see sample rows, freshness, lineage, runs.
 
-Only calls the library (builder.catalog_browse, builder.warehouse, builder.runs); every
+Only calls the library (builder.warehouse.browse, builder.warehouse.store, builder.plan.dependencies); every
 failure is shown as a one-line message.
 """
 
@@ -11,8 +11,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from builder import edit
-from builder.catalog_browse import (
+from builder.errors import PipelineError
+from builder.pipeline import edit
+from builder.pipeline.project import Project, find_project
+from builder.plan.dependencies import readers
+from builder.ui import state
+from builder.ui.messages import action
+from builder.warehouse.browse import (
     describe,
     entries,
     freshness,
@@ -21,12 +26,7 @@ from builder.catalog_browse import (
     sample_rows,
     table_pipeline,
 )
-from builder.errors import PipelineError
-from builder.project import Project, find_project
-from builder.runs import readers
-from builder.ui import state
-from builder.ui.messages import action
-from builder.warehouse import run_history
+from builder.warehouse.store import run_history
 
 
 def project() -> Project:
@@ -111,7 +111,7 @@ def details(proj: Project, kind: str, name: str) -> None:
 
 
 def _schema(proj: Project, kind: str, name: str, info: dict[str, Any]) -> None:
-    from builder.compiler import plan
+    from builder.plan.compiler import plan
 
     docs: dict[str, str] = info.get("columns") or {}
     p = plan(table_pipeline(proj, kind, name))

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import streamlit as st
 
-from builder.compiler import Plan
-from builder.dot import quote
+from builder.plan.compiler import Plan
+from builder.plan.dot import quote
 
 # state -> (fill color, legend text)
 STATES = {

@@ -24,12 +24,12 @@ import streamlit as st
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from builder.compiler import Plan
 from builder.errors import ConfigError, Problem
-from builder.model import Step
+from builder.pipeline.model import Step
+from builder.pipeline.yamlio import dumps, loads
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import problem_text
-from builder.yamlio import dumps, loads
 from patterns.base import OrderSpec, Pattern, field_kind, order_specs
 
 NONE = ""  # the "no value" option of optional select boxes

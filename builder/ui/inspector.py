@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from builder import edit
-from builder.compiler import Plan
-from builder.model import Pipeline, Source, Step
+from builder.pipeline import edit
+from builder.pipeline.model import Pipeline, Source, Step
+from builder.plan.compiler import Plan
 from builder.ui import forms, outputs, source_options, sql_editor, state
 from builder.ui import preview as preview_ui
 from builder.ui.messages import action, show_problems

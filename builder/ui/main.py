@@ -2,16 +2,16 @@
 being inspected with its preview, run and schedule, YAML).
 
 Every rerun derives everything from the pipeline model in the session: the plan (validation
-and schemas) comes from :func:`builder.compiler.plan`, previews from the session's Previewer.
+and schemas) comes from :func:`builder.plan.compiler.plan`, previews from the session's Previewer.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from builder.compiler import Plan, plan
 from builder.errors import PipelineError
-from builder.model import Pipeline, dump
+from builder.pipeline.model import Pipeline, dump
+from builder.plan.compiler import Plan, plan
 from builder.sample_data import ensure_examples
 from builder.ui import (
     catalog,
@@ -81,7 +81,7 @@ def welcome() -> None:
                 "new one from the sidebar: the sample data is in its 'data/' folder.")
     for f in files:
         try:
-            from builder.model import load
+            from builder.pipeline.model import load
 
             desc = load(f).description or ""
         except Exception:  # noqa: BLE001 - a broken file is still listed; opening says why

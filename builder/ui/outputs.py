@@ -5,7 +5,7 @@ Files take ``path`` and ``format``; staging tables take ``staging`` (the table n
 (replace, append, merge), ``primary_key`` and ``history: scd2``; both take ``description``,
 ``owner`` and ``columns`` (column descriptions). PostgreSQL tables take ``postgres:`` with the
 environment variable of the connection string, the table, the mode and the primary key. Every change goes through
-:mod:`builder.edit`, which refuses what the file format does not allow.
+:mod:`builder.pipeline.edit`, which refuses what the file format does not allow.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 import streamlit as st
 
-from builder import edit
-from builder.compiler import Plan
-from builder.model import FORMATS, Pipeline
+from builder.pipeline import edit
+from builder.pipeline.model import FORMATS, Pipeline
+from builder.pipeline.yamlio import dumps, loads
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import action
-from builder.yamlio import dumps, loads
 
 KINDS = {"none": "Not written", "file": "A file", "staging": "A staging table",
          "postgres": "A PostgreSQL table"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from builder import edit
-from builder.model import Pipeline
+from builder.pipeline import edit
+from builder.pipeline.model import Pipeline
 from builder.ui import state
 from builder.ui.messages import action
 from patterns import PATTERNS

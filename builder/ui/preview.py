@@ -1,6 +1,6 @@
 """Previewing a node: first rows, row count, schema and a per-column profile.
 
-The session's :class:`~builder.preview.Previewer` computes (or finds cached) results; this module
+The session's :class:`~builder.engines.preview.Previewer` computes (or finds cached) results; this module
 only decides what to draw. What is *rendered* is capped (``MAX_ROWS`` rows, ``MAX_COLS``
 columns) so a 200k-row or very wide result never freezes the browser; what is *computed* is the
 whole result, so the row count and profile are exact (or marked approximate in sample mode).
@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from builder.compiler import Plan
 from builder.engines.base import PreviewResult
+from builder.engines.preview import DEFAULT_SAMPLE_ROWS, Previewer, SampleSpec
 from builder.errors import PipelineError
-from builder.preview import DEFAULT_SAMPLE_ROWS, Previewer, SampleSpec
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import one_line, problem_text
 

@@ -13,11 +13,11 @@ import pandas as pd
 import streamlit as st
 
 from builder import api
-from builder.compiler import Plan
 from builder.engines.base import RunResult, StepStat
 from builder.errors import PipelineError
-from builder.model import Pipeline
-from builder.schedule import schedule
+from builder.pipeline.model import Pipeline
+from builder.pipeline.schedule import schedule
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import one_line, problem_text
 

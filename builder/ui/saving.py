@@ -1,8 +1,8 @@
 """Open, create, save, duplicate and download pipelines.
 
 Pipelines live in one folder (``saved_pipelines/`` or $DOCKYARD_PIPELINES_DIR) as ``NAME.yaml``,
-written by :func:`builder.model.save` (atomic), so the CLI reads exactly what the app saved.
-Names are checked by :func:`builder.edit.pipeline_file`: nothing can be written outside the
+written by :func:`builder.pipeline.model.save` (atomic), so the CLI reads exactly what the app saved.
+Names are checked by :func:`builder.pipeline.edit.pipeline_file`: nothing can be written outside the
 folder, and saving over another existing pipeline needs an explicit confirmation.
 """
 
@@ -13,12 +13,13 @@ from pathlib import Path
 import sqlglot
 import streamlit as st
 
-from builder import api, edit
+from builder import api
 from builder.errors import ConfigError
-from builder.model import Pipeline, dump, loads_pipeline, save
+from builder.pipeline import edit
+from builder.pipeline.model import Pipeline, dump, loads_pipeline, save
+from builder.pipeline.yamlio import read_text_file
 from builder.ui import state
 from builder.ui.messages import action, one_line, problem_text
-from builder.yamlio import read_text_file
 
 DIALECTS = ["duckdb", "spark", "postgres", "snowflake", "bigquery", "trino", "databricks"]
 

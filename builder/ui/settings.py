@@ -2,7 +2,7 @@
 
 A param value is typed as YAML: ``2024-01-01`` is a date, ``5`` a number, ``{env: SALT}`` reads
 the environment variable SALT at run time (secrets stay out of the file). Renaming or deleting
-a param that steps use is refused and names the steps (see :mod:`builder.edit`).
+a param that steps use is refused and names the steps (see :mod:`builder.pipeline.edit`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import streamlit as st
 
-from builder import edit
 from builder.errors import ConfigError
-from builder.model import Pipeline
+from builder.pipeline import edit
+from builder.pipeline.model import Pipeline
+from builder.pipeline.yamlio import dumps
 from builder.ui import state
 from builder.ui.messages import action
-from builder.yamlio import dumps
 
 
 def value_text(value: Any) -> str:

@@ -13,12 +13,12 @@ from typing import Any
 
 import streamlit as st
 
-from builder import edit
-from builder.compiler import Plan
-from builder.model import FORMATS, Pipeline, Source, infer_format
+from builder.pipeline import edit
+from builder.pipeline.model import FORMATS, Pipeline, Source, infer_format
+from builder.pipeline.yamlio import dumps, loads
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import action
-from builder.yamlio import dumps, loads
 
 AUTO = ""
 OFF = ""
@@ -83,7 +83,7 @@ def _set_incremental(source_id: str, k_by: str, k_lookback: str) -> None:
 
 
 def _incremental(sid: str, src: Source, cols: list[str]) -> None:
-    """Incremental read (builder.incremental): the column compared with the watermark and the
+    """Incremental read (builder.plan.incremental): the column compared with the watermark and the
     lookback that re-reads late rows. Off: a full read every run."""
     inc = src.incremental or {}
     k_by = state.initial(state.key("src_inc_by", sid), inc.get("by", OFF) if inc else OFF)

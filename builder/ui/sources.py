@@ -15,9 +15,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from builder import edit
 from builder.errors import ConfigError
-from builder.model import Pipeline, infer_format
+from builder.pipeline import edit
+from builder.pipeline.model import Pipeline, infer_format
 from builder.ui import state
 from builder.ui.messages import action
 
@@ -140,8 +140,8 @@ def _add_postgres(id_key: str) -> None:
 
 def table_choices() -> list[str]:
     """'catalog:NAME' and 'staging:NAME' for every table the project's catalog knows."""
-    from builder.catalog_browse import entries
-    from builder.project import find_project
+    from builder.pipeline.project import find_project
+    from builder.warehouse.browse import entries
 
     project = find_project(state.pipelines_dir() / "x.yaml")
     return [f"{e['kind']}:{e['name']}" for e in entries(project)]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from builder import edit
-from builder.compiler import Plan
 from builder.errors import Problem
-from builder.model import Step
+from builder.pipeline import edit
+from builder.pipeline.model import Step
+from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import problem_text
 

@@ -1,6 +1,6 @@
 """Session state: the pipeline model itself, where it lives on disk, and what was saved.
 
-``st.session_state`` holds the :class:`~builder.model.Pipeline` object the library works on,
+``st.session_state`` holds the :class:`~builder.pipeline.model.Pipeline` object the library works on,
 not a copy in another shape: every widget writes straight into it and the YAML, the DAG and the
 previews are derived from it on each rerun. Unsaved changes are found by comparing the YAML the
 model dumps to now with the YAML on disk when it was loaded or saved (the file's fingerprint).
@@ -15,8 +15,8 @@ from typing import Any
 
 import streamlit as st
 
-from builder.model import Pipeline, dump
-from builder.preview import Previewer
+from builder.engines.preview import Previewer
+from builder.pipeline.model import Pipeline, dump
 
 # A checkout (the repository, e.g. ``bash scripts/start.sh``) keeps its example pipelines in
 # saved_pipelines/ beside the package; an installed package lives in site-packages, so the app

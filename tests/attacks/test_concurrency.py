@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder.cli import main
+from builder.cli.main import main
 from builder.locks import WAIT_ENV, table_lock_file, warehouse_lock_file
-from builder.project import WAREHOUSE_ENV
+from builder.pipeline.project import WAREHOUSE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -210,8 +210,8 @@ def test_threads_of_one_process_take_turns_in_the_warehouse(tmp_path, monkeypatc
     import threading
 
     from builder.locks import WaitTimeout
-    from builder.project import Project
-    from builder.warehouse import database
+    from builder.pipeline.project import Project
+    from builder.warehouse.store import database
 
     project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
     opened, release = threading.Event(), threading.Event()

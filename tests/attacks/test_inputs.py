@@ -22,14 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder.catalog import load_catalog
-from builder.cli import main
+from builder.cli.main import main
 from builder.errors import ConfigError
 from builder.locks import warehouse_lock_file
-from builder.model import load
-from builder.project import find_project
-from builder.sqlcheck import MAX_SQL_DEPTH
-from builder.yamlio import MAX_ALIAS_NODES, MAX_DEPTH, loads
+from builder.pipeline.catalog import load_catalog
+from builder.pipeline.model import load
+from builder.pipeline.project import find_project
+from builder.pipeline.yamlio import MAX_ALIAS_NODES, MAX_DEPTH, loads
+from builder.plan.sqlcheck import MAX_SQL_DEPTH
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
@@ -214,7 +214,7 @@ def _run(code: str, cwd: Path, *args: str, env: dict[str, str] | None = None,
 def test_pipeline_file_that_is_a_fifo(project: Path) -> None:
     fifo = project / "fifo.yaml"
     os.mkfifo(fifo)
-    r = _run("import sys; from builder.cli import main; sys.exit(main(['validate', 'fifo.yaml']))",
+    r = _run("import sys; from builder.cli.main import main; sys.exit(main(['validate', 'fifo.yaml']))",
              project)
     assert r.returncode == 2
     assert r.stderr.splitlines() == ["fifo.yaml pipeline file 'fifo.yaml' is a named pipe (FIFO), "
@@ -227,8 +227,8 @@ def test_catalog_and_project_files_use_the_same_loader(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "catalog" / "fifo.yaml")
     r = _run("""
         from pathlib import Path
-        from builder.catalog import load_catalog
-        from builder.project import find_project
+        from builder.pipeline.catalog import load_catalog
+        from builder.pipeline.project import find_project
         for p in load_catalog(find_project(Path('.'))).problems:
             print(p)
         """, tmp_path)

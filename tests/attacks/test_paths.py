@@ -1,7 +1,7 @@
 """Paths as an attacker would write them: no output deletes or overwrites what the pipeline does
 not own, no staging or pipeline name leaves its folder or breaks the DOT it is drawn in.
 
-Each test runs the real command (``dockyard validate``/``run`` through ``builder.cli.main``) or
+Each test runs the real command (``dockyard validate``/``run`` through ``builder.cli.main.main``) or
 the library call the app's Run button makes (``api.run``), then checks the files on disk.
 """
 
@@ -15,15 +15,15 @@ import duckdb
 import pytest
 
 from builder import api
-from builder.cli import main
+from builder.cli.main import main
 from builder.errors import PipelineError
 from builder.locks import warehouse_lock_file
-from builder.model import load
-from builder.project import WAREHOUSE_ENV, find_project
+from builder.pipeline.model import load
+from builder.pipeline.project import WAREHOUSE_ENV, find_project
 from builder.runlock import lock_path, run_lock
 
 STEP = "  - id: s\n    sql: SELECT * FROM t\n"
-MARKER = "_DOCKYARD_OUTPUT"  # what builder.targets.MARKER must stay: folders on disk have it
+MARKER = "_DOCKYARD_OUTPUT"  # what builder.plan.targets.MARKER must stay: folders on disk have it
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_spark_writer_marks_its_output_folder_and_refuses_others(tmp_path):
     place carries the marker, and a folder without it is never replaced."""
     pytest.importorskip("pyspark")
     from builder.engines.spark import _atomic_dir
-    from builder.targets import UnsafeTargetError
+    from builder.plan.targets import UnsafeTargetError
 
     target = tmp_path / "out" / "s.parquet"
     with _atomic_dir(None, str(target), "parquet") as tmp:  # type: ignore[arg-type]
@@ -367,7 +367,7 @@ def test_bad_staging_names_are_refused(proj, capsys, tmp_path, name):
 @pytest.mark.parametrize("name", ["../../x", "a/b", "..", "runs"])
 def test_bad_staging_names_in_a_pipeline_built_in_code_are_refused(proj, tmp_path, name):
     """The app and library users build pipelines without a file: planning checks names too."""
-    from builder.model import Output, Pipeline, Source, Step
+    from builder.pipeline.model import Output, Pipeline, Source, Step
 
     pipeline = Pipeline(name="p", path=proj["pipes"] / "p.yaml",
                         sources={"t": Source(id="t", path="../data/t.csv")},
@@ -386,7 +386,7 @@ def test_bad_staging_names_in_a_pipeline_built_in_code_are_refused(proj, tmp_pat
 
 
 def _staging_message(name: str) -> str:
-    from builder.model import staging_name_problem
+    from builder.pipeline.model import staging_name_problem
 
     message = staging_name_problem(name)
     assert message is not None and f"'{name}'" in message
@@ -441,7 +441,7 @@ def _dot_tokens(text: str) -> tuple[list[str], list[str]]:
 
 @pytest.mark.parametrize("name", EVIL_NAMES, ids=[repr(n[:20]) for n in EVIL_NAMES])
 def test_pipeline_names_are_quoted_in_the_lineage_graph(name):
-    from builder.catalog_browse import lineage_dot
+    from builder.warehouse.browse import lineage_dot
 
     info = {"pipeline": name, "upstream": [{"kind": "file", "name": f"/data/{name}.csv"},
                                            {"kind": "staging", "name": "raw"}]}

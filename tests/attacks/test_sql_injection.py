@@ -20,12 +20,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder.cli import main
-from builder.compiler import plan
-from builder.model import load
-from builder.project import WAREHOUSE_ENV, find_project
-from builder.reader_options import READER_FUNCTIONS, READER_OPTIONS
-from builder.warehouse import run_history
+from builder.cli.main import main
+from builder.pipeline.model import load
+from builder.pipeline.project import WAREHOUSE_ENV, find_project
+from builder.plan.compiler import plan
+from builder.plan.reader_options import READER_FUNCTIONS, READER_OPTIONS
+from builder.warehouse.store import run_history
 from patterns import PATTERNS
 from patterns.base import field_kind
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from builder.compiler import plan
-from builder.model import dump, load
-from builder.schedule import schedule
+from builder.pipeline.model import dump, load
+from builder.pipeline.schedule import schedule
+from builder.plan.compiler import plan
 from tests.ui.conftest import errors, open_example, param_widget, widget
 
 

@@ -1,5 +1,5 @@
 """Issue 20: every key of the v1 pipeline file can be set from the app. A pipeline is built with
-widgets only, saved, and its YAML must hold every key of builder.model.V1_KEYS."""
+widgets only, saved, and its YAML must hold every key of builder.pipeline.model.V1_KEYS."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from builder.model import V1_KEYS, load
-from builder.yamlio import loads
+from builder.pipeline.model import V1_KEYS, load
+from builder.pipeline.yamlio import loads
 from tests.ui.conftest import ROOT, TIMEOUT, errors, widget
 
 

@@ -31,7 +31,7 @@ def _form_app(name: str, params: dict) -> None:
 
     import streamlit as st
 
-    from builder.model import Step
+    from builder.pipeline.model import Step
     from builder.ui import forms
     from patterns import PATTERNS
     from patterns.base import ColumnInfo

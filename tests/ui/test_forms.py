@@ -59,7 +59,7 @@ def test_field_specs_pick_a_widget_per_type():
 def _form_app() -> None:
     import streamlit as st
 
-    from builder.model import Step
+    from builder.pipeline.model import Step
     from builder.ui import forms
     from patterns.base import ColumnInfo, Pattern
     from tests.ui.test_forms import Everything

@@ -58,7 +58,7 @@ def test_run_summary_shows_streamed_steps_with_their_output_rows(app: AppTest):
 
 def test_semicolon_csv_with_decimal_commas_reads_right_with_reader_options(
         app: AppTest, pipelines_dir):
-    from builder.compiler import plan
+    from builder.plan.compiler import plan
 
     (pipelines_dir / "data" / "payments.csv").write_text(
         "id;name;amount\n1;anna;12,50\n2;bob;3,00\n3;carl;7,25\n4;dora;1000,75\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.compiler import plan
 from builder.engines.duckdb import DuckDBEngine
+from builder.plan.compiler import plan
 from tests.ui.conftest import errors, widget
 
 pytestmark = pytest.mark.postgres

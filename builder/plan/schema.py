@@ -15,7 +15,7 @@ from collections import OrderedDict
 from sqlglot import exp
 
 from builder.duckdb_native import duckdb, q
-from builder.sandbox import describe, sandboxed_cursor
+from builder.plan.sandbox import describe, sandboxed_cursor
 from patterns.base import ColumnInfo
 
 BIND_ONLY = hasattr(duckdb.DuckDBPyConnection, "_bind")  # duckdb 2.x

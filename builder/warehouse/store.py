@@ -36,13 +36,13 @@ from builder.locks import (
     wait_bound,
     warehouse_lock_file,
 )
-from builder.project import Project, find_project
+from builder.pipeline.project import Project, find_project
 
 if TYPE_CHECKING:
-    from builder.compiler import Plan
     from builder.engines.base import OutputResult, RunResult
-    from builder.model import Output, Pipeline
-    from builder.runspec import PipelineRef
+    from builder.pipeline.model import Output, Pipeline
+    from builder.plan.compiler import Plan
+    from builder.plan.runspec import PipelineRef
 
 HISTORY_COLUMNS = ("valid_from", "valid_to", "is_current")
 # DuckDB's error when another process holds the file; names the process where it can.
@@ -309,7 +309,7 @@ def _register(db: duckdb.DuckDBPyConnection, records: list[list[Any]]) -> None:
 def _carried_doc(project: Project, plan: Plan, step: str, column: str) -> str | None:
     """The upstream doc of a column that passes through unchanged from one source column."""
     from builder.errors import PipelineError
-    from builder.lineage import column_origins
+    from builder.plan.lineage import column_origins
 
     try:
         origins = column_origins(plan, step, column)
@@ -335,7 +335,7 @@ def _source_ref(plan: Plan, sid: str) -> dict[str, str]:
 def upstream_doc(project: Project, kind: str, target: str, column: str) -> str | None:
     """The documentation of a column of a catalog entry or staging table, if any."""
     if kind == "catalog":
-        from builder.catalog import load_catalog
+        from builder.pipeline.catalog import load_catalog
 
         found = load_catalog(project).get(target)
         return found[0].columns.get(column) if found else None

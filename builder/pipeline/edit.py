@@ -6,7 +6,7 @@ the table names in its SQL, keeping the user's formatting) and the outputs; a de
 while other steps read the node and names them. Every function changes the model in place and
 raises :class:`ConfigError` with a one-line message when the edit is not allowed.
 
->>> from builder.model import Pipeline
+>>> from builder.pipeline.model import Pipeline
 >>> p = Pipeline(name="demo")
 >>> add_source(p, "orders", "data/orders.parquet").id
 'orders'
@@ -27,9 +27,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from builder import sqlcheck
 from builder.errors import ConfigError, did_you_mean
-from builder.model import (
+from builder.pipeline.model import (
     FORMATS,
     ID_RE,
     Output,
@@ -40,8 +39,9 @@ from builder.model import (
     is_env_ref,
     valid,
 )
-from builder.sqlparams import param_names
-from builder.yamlio import loads
+from builder.pipeline.params import param_names
+from builder.pipeline.yamlio import loads
+from builder.plan import sqlcheck
 
 # Pipeline file names: a plain name, no folders, no dots (so nothing can escape the folder).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -153,7 +153,7 @@ def add_table_source(pipeline: Pipeline, source_id: str, kind: str, name: str) -
 
 def postgres_spec(where: str, spec: dict[str, Any], *, output: bool) -> dict[str, Any]:
     """A checked ``postgres:`` mapping (ConfigError with the first problem)."""
-    from builder.postgres import spec_problems
+    from builder.engines.postgres import spec_problems
 
     spec = {k: v for k, v in spec.items() if v not in (None, "", [])}
     problems = spec_problems(spec, where, output=output)

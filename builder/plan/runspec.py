@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from builder.compiler import Plan
-    from builder.model import Output
+    from builder.pipeline.model import Output
+    from builder.plan.compiler import Plan
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class NodeSpec:
     consumers: int  # times the other nodes' queries read this one
     checked: bool  # a check queries this node (keep it as a table: computed once)
     side: bool  # a side result such as '<step>.rejected'
-    postgres: dict[str, Any] | None = None  # a PostgreSQL source (see builder.postgres)
+    postgres: dict[str, Any] | None = None  # a PostgreSQL source (see builder.engines.postgres)
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,6 @@ class RunSpec:
 def _postgres_output(out: Output) -> dict[str, Any] | None:
     if out.postgres is None:
         return None
-    from builder.postgres import output_spec
+    from builder.engines.postgres import output_spec
 
     return output_spec(out.postgres)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
-from builder.yamlio import (
+from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
     atomic_write_text,
@@ -84,7 +84,7 @@ class Source:
     sample_key: list[str] = field(default_factory=list)
     pii_access: list[str] = field(default_factory=list)
     # {by: column, lookback: '2 hours'}: read only rows newer than the last successful run's
-    # watermark minus the lookback (see builder.incremental).
+    # watermark minus the lookback (see builder.plan.incremental).
     incremental: dict[str, str] | None = None
     line: int | None = field(default=None, compare=False, repr=False)
     key_order: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -389,7 +389,7 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
         else:
             src.options = dict(opts)
         if spec.get("postgres") is not None:
-            from builder.postgres import spec_problems
+            from builder.engines.postgres import spec_problems
 
             src.postgres = _plain(spec["postgres"])
             for message in spec_problems(src.postgres, where, output=False):
@@ -563,7 +563,7 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
             pc.add(f"'columns' in {where} must map column names to descriptions.",
                    line=spec.line_of("columns"))
         if spec.get("postgres") is not None:
-            from builder.postgres import spec_problems
+            from builder.engines.postgres import spec_problems
 
             o.postgres = _plain(spec["postgres"])
             for message in spec_problems(o.postgres, where, output=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import networkx as nx
 
 from builder.errors import Problem, did_you_mean
-from builder.model import Pipeline
+from builder.pipeline.model import Pipeline
 from patterns import PATTERNS
 from patterns.base import Registry
 

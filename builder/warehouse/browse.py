@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.errors import ConfigError, did_you_mean
-from builder.model import Pipeline, Source
-from builder.project import Project
+from builder.pipeline.model import Pipeline, Source
+from builder.pipeline.project import Project
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def entries(project: Project) -> list[dict[str, Any]]:
     """Catalog entries and staging tables, as the catalog list shows them."""
-    from builder.catalog import load_catalog
-    from builder.warehouse import staging_tables
+    from builder.pipeline.catalog import load_catalog
+    from builder.warehouse.store import staging_tables
 
     cat = load_catalog(project)
     rows: list[dict[str, Any]] = []
@@ -39,8 +39,8 @@ def entries(project: Project) -> list[dict[str, Any]]:
 
 def describe(project: Project, name: str) -> dict[str, Any]:
     """Everything known about one entry or staging table."""
-    from builder.catalog import load_catalog
-    from builder.warehouse import staging_info
+    from builder.pipeline.catalog import load_catalog
+    from builder.warehouse.store import staging_info
 
     cat = load_catalog(project)
     found = cat.get(name)
@@ -52,13 +52,13 @@ def describe(project: Project, name: str) -> dict[str, Any]:
     staged = staging_info(project, name)
     if staged is not None:
         return {"kind": "staging", **staged}
-    from builder.runs import producers
+    from builder.plan.dependencies import producers
 
     made_by = producers(project).get(name)
     if made_by:
         raise ConfigError(f"staging table '{name}' has not been published yet: run "
                           f"'{made_by}' first.")
-    from builder.warehouse import staging_tables
+    from builder.warehouse.store import staging_tables
 
     known = list(cat.entries) + [t["name"] for t in staging_tables(project)]
     raise ConfigError(f"no catalog entry or staging table named '{name}'."
@@ -79,9 +79,9 @@ def lineage_dot(kind: str, name: str, info: dict[str, Any], consumers: list[str]
     """Graphviz DOT of a table's neighbours: the pipeline producing it (a staging table), what
     that pipeline reads, and the pipelines reading the table (``consumers``, by name).
 
-    Every name is quoted (:func:`builder.dot.quote`): pipeline names are free text.
+    Every name is quoted (:func:`builder.plan.dot.quote`): pipeline names are free text.
     """
-    from builder.dot import quote
+    from builder.plan.dot import quote
 
     lines = ["digraph {", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
     me = quote(f"{kind}:{name}")
@@ -100,8 +100,8 @@ def lineage_dot(kind: str, name: str, info: dict[str, Any], consumers: list[str]
 
 def sample_rows(project: Project, kind: str, name: str, limit: int = 20) -> pd.DataFrame:
     """The first rows as a pipeline reads them (catalog logic applied)."""
-    from builder.compiler import plan
-    from builder.preview import Previewer
+    from builder.engines.preview import Previewer
+    from builder.plan.compiler import plan
 
     p = plan(table_pipeline(project, kind, name))
     p.raise_for_errors()
@@ -111,10 +111,10 @@ def sample_rows(project: Project, kind: str, name: str, limit: int = 20) -> pd.D
 
 def freshness(project: Project, name: str) -> dict[str, Any] | None:
     """Newest event_time of a catalog entry, its age and whether it meets 'freshness'."""
-    from builder.catalog import load_catalog
-    from builder.compiler import plan
     from builder.engines.duckdb import q
-    from builder.preview import Previewer
+    from builder.engines.preview import Previewer
+    from builder.pipeline.catalog import load_catalog
+    from builder.plan.compiler import plan
     from patterns._interval import UNIT_SECONDS, parse_interval
 
     found = load_catalog(project).get(name)

@@ -28,9 +28,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from builder.errors import PipelineError, Problem, did_you_mean
-from builder.model import infer_format
-from builder.project import Project
-from builder.yamlio import LineDict, loads, read_text_file
+from builder.pipeline.model import infer_format
+from builder.pipeline.project import Project
+from builder.pipeline.yamlio import LineDict, loads, read_text_file
 
 MaskMethod = Literal["hash", "redact", "null", "last4"]
 SALT_ENV = "DOCKYARD_PII_SALT"
@@ -66,7 +66,7 @@ class CatalogEntry(BaseModel):
     @field_validator("location")
     @classmethod
     def _openable(cls, v: str) -> str:
-        # As a pipeline's source paths (builder.model): no file system opens these.
+        # As a pipeline's source paths (builder.pipeline.model): no file system opens these.
         if not v.strip():
             raise ValueError("the location is empty: give a file or glob, e.g. data/orders.csv")
         if "\0" in v:

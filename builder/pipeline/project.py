@@ -72,7 +72,7 @@ def _warehouse(root: Path) -> Path:
     if cfg.is_file():
         # Imported only here: YAML loads in ~30 ms, which a cached 'dockyard run' (no project
         # file, no pipeline parsing) would otherwise pay at start-up.
-        from builder.yamlio import loads, read_text_file
+        from builder.pipeline.yamlio import loads, read_text_file
 
         data = loads(read_text_file(cfg, "project file"), file=str(cfg)) or {}
         if not isinstance(data, dict):

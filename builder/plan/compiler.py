@@ -2,7 +2,7 @@
 
 ``plan(pipeline)`` walks the DAG in order: it builds each pattern step from its params (pydantic
 validation, column checks against the input's propagated schema), parses each SQL step (single
-SELECT only, inputs inferred from its tables), types the result (see :mod:`builder.schema`) and
+SELECT only, inputs inferred from its tables), types the result (see :mod:`builder.plan.schema`) and
 collects every problem with its location. A :class:`Plan` renders any step as one CTE-chain
 query in any sqlglot dialect.
 """
@@ -22,8 +22,6 @@ from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from builder import graph as graphmod
-from builder import sqlcheck
 from builder.duckdb_native import duckdb
 from builder.errors import (
     CompileError,
@@ -35,11 +33,13 @@ from builder.errors import (
     function_error,
 )
 from builder.heap import frozen_heap
-from builder.model import Pipeline, Source, Step
-from builder.reader_options import READER_FUNCTIONS, option_args, option_problems
-from builder.sandbox import file_identity, sandboxed_cursor
-from builder.schema import Schema, Typer, describe_source
-from builder.sqlparams import bind_params, check_param_names, mask_params
+from builder.pipeline.model import Pipeline, Source, Step
+from builder.pipeline.params import bind_params, check_param_names, mask_params
+from builder.plan import graph as graphmod
+from builder.plan import sqlcheck
+from builder.plan.reader_options import READER_FUNCTIONS, option_args, option_problems
+from builder.plan.sandbox import file_identity, sandboxed_cursor
+from builder.plan.schema import Schema, Typer, describe_source
 from patterns import PATTERNS
 from patterns.base import (
     BuildContext,
@@ -58,7 +58,7 @@ from patterns.base import (
 )
 
 if typing.TYPE_CHECKING:
-    from builder.incremental import IncrementalRead
+    from builder.plan.incremental import IncrementalRead
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
@@ -77,7 +77,7 @@ class SourcePlan:
     applied: list[str] = field(default_factory=list)  # human-readable: what the catalog applied
     paths: list[str] = field(default_factory=list)  # files it reads, when not src.path
     catalog_sample_key: list[str] = field(default_factory=list)
-    incremental: IncrementalRead | None = None  # an incremental read (builder.incremental)
+    incremental: IncrementalRead | None = None  # an incremental read (builder.plan.incremental)
     # A PostgreSQL source: {dsn, sql (sent to PostgreSQL), view (its Arrow stream's name)}.
     postgres: dict[str, Any] | None = None
 
@@ -271,7 +271,7 @@ class ProblemSink(list):  # type: ignore[type-arg]
 def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     """Read query and schema of one source; problems go to ``sink``."""
     if src.path is None:
-        from builder.edges import plan_edge_source  # catalog, staging and postgres sources
+        from builder.plan.sources import plan_edge_source  # catalog, staging and postgres sources
 
         return plan_edge_source(pipeline, src, sink)
     bad_options = option_problems(src.options, src.resolved_format)
@@ -299,7 +299,7 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
                  "at a file with data, or remove it.", line=src.line, kind="config")
         return SourcePlan(src, read)
     try:
-        from builder.sandbox import sandbox_dirs_for_paths
+        from builder.plan.sandbox import sandbox_dirs_for_paths
 
         dirs = sandbox_dirs_for_paths([resolved])
         ragged = _ragged_csv(src, files, dirs) if src.resolved_format == "csv" else None
@@ -566,7 +566,7 @@ def declared_inputs(st: Step, sink: ProblemSink, params: dict[str, Any],
     if st.sql is None:
         return list(st.inputs or []), None
     # {{ name }} is masked, the text parsed and checked, then each value put in the tree as a
-    # literal: a value can never end a comment, a string or a name (see builder.sqlparams).
+    # literal: a value can never end a comment, a string or a name (see builder.pipeline.params).
     try:
         masked = mask_params(st.sql)
         check_param_names(masked, params)
@@ -732,7 +732,7 @@ def _plan(pipeline: Pipeline, registry: Registry, stop_at: str | None,
         if own_typer:
             typer.close()
     if stop_at is None:  # a plan that may run: where would its outputs write?
-        from builder.targets import output_problems
+        from builder.plan.targets import output_problems
 
         read_by = {sid: sp.paths for sid, sp in result.sources.items() if sp.paths}
         result.problems.extend(output_problems(pipeline, read_by))
@@ -821,7 +821,7 @@ def _value_reader(result: Plan, inputs: list[str]) -> ValueReader:
         key = (sql, tuple(source_key(result.pipeline, sp.source) for sp in needed),
                tuple(file_identity(p) for p in paths if "://" not in p))
         if key not in _VALUES_CACHE:
-            from builder.sandbox import sandbox_dirs_for_paths
+            from builder.plan.sandbox import sandbox_dirs_for_paths
 
             con = sandboxed_cursor(sandbox_dirs_for_paths(paths))
             try:

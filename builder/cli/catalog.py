@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import CompileError, ConfigError, did_you_mean
-from builder.project import Project, find_project
+from builder.pipeline.project import Project, find_project
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -42,10 +42,10 @@ def _project(args: argparse.Namespace) -> Project:
 def cmd_catalog(args: argparse.Namespace) -> int:
     # Imported here: it loads the pipeline model, which every other command (a cached
     # 'dockyard run' among them) would otherwise pay for at start-up (~25 ms).
-    from builder.catalog_browse import describe, entries
+    from builder.warehouse.browse import describe, entries
 
     project = _project(args)
-    from builder.catalog import load_catalog
+    from builder.pipeline.catalog import load_catalog
 
     for p in load_catalog(project).problems:
         sys.stderr.write(str(p) + "\n")
@@ -82,10 +82,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from builder.compiler import plan
-    from builder.lineage import render, trace
-    from builder.model import load
-    from builder.runs import producer_files
+    from builder.pipeline.model import load
+    from builder.plan.compiler import plan
+    from builder.plan.dependencies import producer_files
+    from builder.plan.lineage import render, trace
 
     if "." not in args.target:
         raise ConfigError(f"lineage target '{args.target}' must be NAME.COLUMN, e.g. "
@@ -118,7 +118,7 @@ def _short(text: str, width: int = 100) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from builder.warehouse import run_history
+    from builder.warehouse.store import run_history
 
     rows = run_history(_project(args), args.pipeline, args.limit)
     if not rows:

@@ -44,7 +44,7 @@ def _row_limit(text: str) -> int:
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    from builder.yamlio import parse_scalar
+    from builder.pipeline.yamlio import parse_scalar
 
     out: dict[str, Any] = {}
     for item in items:
@@ -59,8 +59,8 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from builder.model import load
-    from builder.sandbox import prewarm, sandbox_dirs_for_paths
+    from builder.pipeline.model import load
+    from builder.plan.sandbox import prewarm, sandbox_dirs_for_paths
 
     # The databases that planning types steps and reads source schemas on open in the
     # background (~40 ms each) while this process loads the file and imports the compiler.
@@ -88,7 +88,7 @@ def _plural(n: int, word: str) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     pipeline = _load(args)
-    from builder.compiler import plan
+    from builder.plan.compiler import plan
 
     p = plan(pipeline)
     warnings = _shared_staging(pipeline) if not p.errors else []
@@ -108,7 +108,7 @@ def _shared_staging(pipeline: Any) -> list[Any]:
     if not any(o.staging for o in pipeline.outputs.values()):
         return []  # most pipelines: no need to read the other saved pipelines
     from builder.errors import Problem
-    from builder.runs import other_publishers
+    from builder.plan.dependencies import other_publishers
 
     return [Problem(f"staging table '{name}' is also published by "
                     + ", ".join(f"'{f}'" for f in files[:3])
@@ -166,10 +166,10 @@ def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
             print("plan: unchanged since the last run (run cache; --no-cache plans afresh)")
             return cached, None
     pipeline = _load(args)
-    from builder.compiler import plan
+    from builder.plan.compiler import plan
 
     if args.upstream:
-        from builder.runs import run_upstream
+        from builder.plan.dependencies import run_upstream
 
         run_upstream(pipeline, engine=args.engine, out=sys.stdout)
     p = plan(pipeline)
@@ -179,7 +179,7 @@ def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
         return None
     if args.engine != "duckdb":
         return None, p
-    from builder.runspec import RunSpec
+    from builder.plan.runspec import RunSpec
 
     spec = RunSpec.from_plan(p)
     if use_cache:
@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
     if args.full_refresh:  # imported only then: a cached run's start-up stays lean
-        from builder.incremental import full_refresh
+        from builder.plan.incremental import full_refresh
 
         with full_refresh():
             planned = _planned_run(args)
@@ -279,7 +279,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_patterns(args: argparse.Namespace) -> int:
-    from builder.docs import patterns_json, patterns_table
+    from builder.cli.docs import patterns_json, patterns_table
 
     if args.format == "json":
         print(json.dumps(patterns_json(), indent=2))
@@ -291,7 +291,7 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from builder.export import export, write
+    from builder.cli.export import export, write
 
     text = export([Path(f) for f in args.files], args.to, schedule=args.schedule, name=args.name)
     if args.output:
@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--address", default="127.0.0.1")
     sp.set_defaults(func=cmd_ui)
 
-    from builder.cli_catalog import add_commands
+    from builder.cli.catalog import add_commands
 
     add_commands(sub)
     return parser

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from builder.compiler import Plan
 from builder.errors import CompileError, Problem
-from builder.schema import Schema
+from builder.plan.compiler import Plan
+from builder.plan.schema import Schema
 
 if TYPE_CHECKING:
-    from builder.schema import Typer
+    from builder.plan.schema import Typer
 
 # DuckDB functions with no faithful Spark translation in sqlglot.
 DUCKDB_ONLY_FUNCTIONS = frozenset({
@@ -127,7 +127,7 @@ class _OperandTyper:
                   t.args.get("db")]
         if not tables:
             return
-        from builder.schema import Typer
+        from builder.plan.schema import Typer
 
         self.typer = Typer()
         froms = []

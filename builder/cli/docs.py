@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from builder.yamlio import dumps
+from builder.pipeline.yamlio import dumps
 from patterns import PATTERNS
 from patterns.base import Pattern, field_kind
 
@@ -105,7 +105,7 @@ def _default_text(value: Any) -> str:
 def patterns_markdown() -> str:
     """The whole reference page, deterministic."""
     out = ["# Pattern reference", "",
-           "Generated from the code by `python -m builder.docs` (a test fails when it is out of "
+           "Generated from the code by `python -m builder.cli.docs` (a test fails when it is out of "
            "date). Each pattern is a step: `pattern: NAME` plus `params:`. Column names in "
            "params match the input's columns ignoring case, as DuckDB, Spark and dbt_utils "
            "match them (`drop: [FIELD_3]` drops `field_3`); the step uses the input's "

@@ -14,8 +14,8 @@ from typing import TextIO
 import networkx as nx
 
 from builder.errors import ExecutionError, GraphError, PipelineError
-from builder.model import Pipeline, load
-from builder.project import Project, find_project
+from builder.pipeline.model import Pipeline, load
+from builder.pipeline.project import Project, find_project
 
 
 def publisher_files(project: Project) -> dict[str, list[Path]]:

@@ -29,10 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 from builder.errors import ConfigError, ExecutionError, Problem, did_you_mean
 
 if TYPE_CHECKING:
-    from builder.compiler import Plan, ProblemSink, SourcePlan
     from builder.duckdb_native import duckdb
-    from builder.model import Pipeline, Source
-    from builder.runspec import OutputSpec
+    from builder.pipeline.model import Pipeline, Source
+    from builder.plan.compiler import Plan, ProblemSink, SourcePlan
+    from builder.plan.runspec import OutputSpec
 
 SOURCE_KEYS = ("dsn", "table", "query")
 OUTPUT_KEYS = ("dsn", "table", "mode", "primary_key")
@@ -325,7 +325,7 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
     """The plan of a ``postgres:`` source: its read query and its catalog schema."""
     from sqlglot import parse_one
 
-    from builder.compiler import SourcePlan
+    from builder.plan.compiler import SourcePlan
     from patterns.base import ColumnInfo
 
     assert src.postgres is not None

@@ -25,11 +25,11 @@ import duckdb
 import pandas as pd
 from sqlglot import exp
 
-from builder.compiler import Plan, source_key
 from builder.engines.base import PreviewResult
 from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
 from builder.errors import ExecutionError, Problem, engine_message
-from builder.sandbox import file_identity
+from builder.plan.compiler import Plan, source_key
+from builder.plan.sandbox import file_identity
 from patterns.base import col, ident
 
 TABLE_PREFIX = "_dy_"
@@ -145,7 +145,7 @@ class Previewer:
                 query = self._sampled(plan, n, query, sample)
             postgres = plan.sources[n].postgres if n in plan.sources else None
             if postgres is not None:
-                from builder.postgres import attached
+                from builder.engines.postgres import attached
 
                 with attached(con, postgres, n):
                     con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
@@ -175,7 +175,7 @@ class Previewer:
                 (plan.sources[sid].read or plan.query_of(sid)).sql("duckdb")
             postgres = plan.sources[sid].postgres
             if postgres is not None:  # the rows stream from PostgreSQL for this count
-                from builder.postgres import attached
+                from builder.engines.postgres import attached
 
                 with attached(con, postgres, sid):
                     self._counts[key] = int(

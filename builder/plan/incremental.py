@@ -13,7 +13,7 @@ There is no filter (a full read) on the first run, after ``dockyard run --full-r
 dbt's flag), when the ``by`` column changed, or when a staging table the pipeline merges into
 does not exist. The next watermark is the newest ``by`` value in the source when the run is
 planned, before it reads: a row arriving during the run is newer and is read next time. It is
-stored only when the run succeeds (see :func:`builder.warehouse.record_run`).
+stored only when the run succeeds (see :func:`builder.warehouse.store.record_run`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from builder.catalog import CatalogEntry
-from builder.model import Pipeline, Source
-from builder.project import find_project
+from builder.pipeline.catalog import CatalogEntry
+from builder.pipeline.model import Pipeline, Source
+from builder.pipeline.project import find_project
 from patterns.base import ColumnInfo, ParamError
 from patterns.base import literal as sql_literal
 
@@ -109,7 +109,7 @@ def prepare(pipeline: Pipeline, src: Source, by: str) -> str | None:
     if any(o.staging and not project.staging_table(o.staging).exists()
            for o in pipeline.outputs.values()):
         return None  # nothing to merge into: build the table in full, as dbt does
-    from builder.warehouse import read_watermark
+    from builder.warehouse.store import read_watermark
 
     found = read_watermark(project, pipeline.name, src.id)
     if found is None or found[0] != by:
@@ -131,7 +131,7 @@ def filter_query(input_name: str, by: str, by_type: str, watermark: str, n: int,
 def newest(stages: list[tuple[str, exp.Query]], raw_name: str, raw: exp.Query, last: str,
            by: str, allowed_dirs: list[str]) -> str | None:
     """The newest ``by`` value of the source now (read through its stages), as text."""
-    from builder.sandbox import sandboxed_cursor
+    from builder.plan.sandbox import sandboxed_cursor
 
     query = exp.select(exp.cast(exp.Max(this=exp.column(by, quoted=True)), "VARCHAR")).from_(
         exp.Table(this=exp.to_identifier(last, quoted=True)))

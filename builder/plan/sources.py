@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlglot import exp
 
-from builder.catalog import CatalogEntry, load_catalog
-from builder.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
 from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
-from builder.model import Pipeline, Source
-from builder.project import find_project
-from builder.reader_options import option_problems
-from builder.schema import Typer, describe_source
+from builder.pipeline.catalog import CatalogEntry, load_catalog
+from builder.pipeline.model import Pipeline, Source
+from builder.pipeline.project import find_project
+from builder.plan.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.plan.reader_options import option_problems
+from builder.plan.schema import Typer, describe_source
 from patterns import PATTERNS
 from patterns.base import BuildContext, Built, Check, ColumnInfo, ParamError, Relation
 from patterns.base import literal as sql_literal
@@ -35,7 +35,7 @@ Schema = tuple[ColumnInfo, ...]
 def plan_edge_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     """The plan of a catalog, staging or PostgreSQL source (problems go to ``sink``)."""
     if src.postgres is not None:
-        from builder.postgres import plan_source as plan_postgres
+        from builder.engines.postgres import plan_source as plan_postgres
 
         return plan_postgres(pipeline, src, sink)
     if src.catalog:
@@ -170,8 +170,8 @@ def _incremental_stage(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp:
     """Sets ``sp.incremental``; returns the filter to the rows newer than the watermark, None
     for a full read. It comes after the casts and before the dedupe (which then keeps the
     latest of the new rows per key)."""
-    from builder import incremental
-    from builder.sandbox import sandbox_dirs_for_paths
+    from builder.plan import incremental
+    from builder.plan.sandbox import sandbox_dirs_for_paths
 
     assert src.incremental is not None and sp.read is not None
     by, by_type, n, unit = incremental.check(pipeline, src, entry, columns)
@@ -192,7 +192,7 @@ def _build(pattern: str, params: dict[str, Any], input_name: str, columns: Schem
     pat = PATTERNS.get(pattern)
     from pydantic import ValidationError
 
-    from builder.compiler import pydantic_messages
+    from builder.plan.compiler import pydantic_messages
 
     try:
         model = pat.params.model_validate(params)
@@ -225,7 +225,7 @@ def _freshness_check(entry: CatalogEntry, table: str) -> Check:
 
 def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     assert src.staging is not None
-    from builder.model import staging_name_problem
+    from builder.pipeline.model import staging_name_problem
 
     bad = staging_name_problem(src.staging)  # a pipeline built in code skipped the file's check
     if bad:
@@ -233,7 +233,7 @@ def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
         return SourcePlan(src, None)
     path = find_project(pipeline.path).staging_table(src.staging)
     if not path.exists():
-        from builder.runs import producers
+        from builder.plan.dependencies import producers
 
         made_by = producers(find_project(pipeline.path)).get(src.staging)
         hint = (f" It is produced by '{made_by}': run that pipeline first, or use "
@@ -244,7 +244,7 @@ def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
         return SourcePlan(src, None)
     raw = Source(id=src.id, path=str(path), format="parquet", line=src.line)
     read = read_query(pipeline, raw)
-    from builder.sandbox import sandbox_dirs_for_paths
+    from builder.plan.sandbox import sandbox_dirs_for_paths
 
     try:
         cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, raw),

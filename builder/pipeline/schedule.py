@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.project import find_project
+from builder.pipeline.project import find_project
 
 DAILY = "0 6 * * *"
 LOG_DIR = "logs"

@@ -30,10 +30,10 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 from builder.errors import Problem
-from builder.project import find_project
+from builder.pipeline.project import find_project
 
 if TYPE_CHECKING:
-    from builder.model import Pipeline
+    from builder.pipeline.model import Pipeline
 
 # The file a Dockyard Spark run leaves in each output folder it writes. Its name starts with
 # '_', so Spark's and Hadoop's readers skip it, as they skip '_SUCCESS' (which any Spark job
@@ -132,7 +132,7 @@ def output_problems(pipeline: Pipeline,
         if out.staging is not None:
             # Also checked when a file is loaded; a pipeline built in code or in the app's
             # session is checked here, before anything touches the warehouse.
-            from builder.model import staging_name_problem
+            from builder.pipeline.model import staging_name_problem
 
             bad = staging_name_problem(out.staging)
             if bad:

@@ -1,0 +1,1 @@
+"""The project's warehouse: staging tables, their registry, run history, browsing."""
