@@ -12,7 +12,7 @@ import pytest
 
 from builder import api
 from builder.cli.main import main
-from builder.cli.main import main as cli
+from builder.cli import main as cli
 from builder.engines.preview import Previewer
 from builder.pipeline.model import load
 from builder.pipeline.project import find_project
