@@ -24,17 +24,10 @@ except ImportError:  # Python 3.10
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import alias, col, literal
 
 # sre opcodes with no equivalent in RE2 (DuckDB) or Java (Spark): what to tell the user.
 _UNPORTABLE = {

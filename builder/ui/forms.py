@@ -30,7 +30,8 @@ from builder.pipeline.yamlio import dumps, loads
 from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import problem_text
-from patterns.base import OrderSpec, Pattern, field_kind, order_specs
+from patterns.base import Pattern
+from patterns.fields import OrderSpec, field_kind, order_specs
 
 NONE = ""  # the "no value" option of optional select boxes
 
