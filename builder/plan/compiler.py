@@ -330,5 +330,6 @@ def _param_problem(st: Step, e: ParamError, file: str | None) -> Problem:
                    kind="config")
 
 
-# The plan types are imported from here by the engines, the app and the command line.
-__all__ = ["Plan", "ProblemSink", "SourcePlan", "StepPlan", "plan"]
+# The plan types (builder.plan.plans) and source_key (builder.plan.files) are imported from
+# here by the engines, the app and the command line as well.
+__all__ = ["Plan", "ProblemSink", "SourcePlan", "StepPlan", "plan", "source_key"]
