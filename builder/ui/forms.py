@@ -1,7 +1,7 @@
 """Param forms generated from a pattern's param model.
 
 Each field becomes the widget its type asks for: column fields (see
-:func:`patterns.base.field_kind`) become pickers filled from the input's propagated schema,
+:func:`patterns.fields.field_kind`) become pickers filled from the input's propagated schema,
 ``Literal`` choices select boxes, ``bool`` checkboxes, numbers number inputs, SQL expressions
 text areas, lists of nested models (aggregations, checks, order_by items) editable tables.
 Anything else is edited as a YAML snippet, so every pattern gets a working form.
