@@ -192,7 +192,7 @@ def _plan(pipeline: Pipeline, registry: Registry, stop_at: str | None,
                     broken.add(node)
                     continue
                 try:
-                    result._rejected_schema[node] = typer.type_query(node, owner.rejected)
+                    result.side_schemas[node] = typer.type_query(node, owner.rejected)
                 except duckdb.Error as e:
                     broken.add(node)
                     result.problems.append(Problem(engine_message(e), file=file,

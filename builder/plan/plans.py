@@ -83,6 +83,7 @@ class Plan:
     steps: dict[str, StepPlan]
     problems: list[Problem]
     side_nodes: dict[str, str] = field(default_factory=dict)  # 'x.rejected' -> 'x'
+    side_schemas: dict[str, Schema] = field(default_factory=dict)  # 'x.rejected' -> columns
     param_values: dict[str, Any] = field(default_factory=dict)  # {env: ...} resolved
 
     @property
@@ -106,10 +107,8 @@ class Plan:
         if node in self.sources:
             return self.sources[node].columns
         if node in self.side_nodes:
-            return self._rejected_schema.get(node)
+            return self.side_schemas.get(node)
         return self.steps[node].columns if node in self.steps else None
-
-    _rejected_schema: dict[str, Schema] = field(default_factory=dict)
 
     def query_of(self, node: str) -> exp.Query:
         """The query computing one node from its direct inputs (referenced by id)."""
