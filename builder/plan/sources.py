@@ -48,7 +48,8 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
     if src.path is not None:
         return plan_file_source(pipeline, src, sink)
     if src.postgres is not None:
-        # The PostgreSQL engine module plans its sources (it needs the adbc driver's types).
+        # Still in the PostgreSQL module (it describes the query over the connection); moving
+        # it into the plan layer is part of the engines' side of issue 21.
         from builder.engines.postgres import plan_source as plan_postgres
 
         return plan_postgres(pipeline, src, sink)
