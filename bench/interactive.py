@@ -22,7 +22,7 @@ from builder.pipeline import yamlio
 from builder.pipeline.model import Pipeline, load
 from builder.plan.compiler import plan
 from builder.plan.schema import forget_source_schemas
-from patterns.base import clear_parse_cache
+from patterns.sql import clear_parse_cache
 
 
 def _ms(seconds: float) -> float:

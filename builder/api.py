@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from builder.engines import get_engine
@@ -78,7 +77,3 @@ def preview(pipeline: Pipeline, step: str, limit: int = 20) -> PreviewResult:
         raise CompileError(errs)
     eng = get_engine("duckdb")
     return eng.preview(p, step, limit=limit)
-
-
-def load_path(path: str | Path) -> Pipeline:
-    return load(path)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from patterns.base import BuildContext, ParamError, alias, col
+from builder.plan.types import ParamError
+from patterns.base import BuildContext
+from patterns.sql import alias, col
 
 
 def with_columns(ctx: BuildContext, new: dict[str, exp.Expr], param: str) -> exp.Select:

@@ -10,7 +10,7 @@ import re
 
 from sqlglot import exp
 
-from patterns.base import ParamError
+from builder.plan.types import ParamError
 
 # Canonical unit names (singular), shortest first; the plural with an 's' is accepted too.
 UNITS = ("second", "minute", "hour", "day", "week", "month")

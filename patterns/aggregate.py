@@ -23,26 +23,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import (
     OrderItem,
     OrderSpec,
     OutputName,
-    ParamError,
-    Pattern,
     PatternParams,
-    alias,
-    col,
     column_field,
     columns_field,
     function_output,
-    ident,
-    is_integer_type,
     order_by_field,
     order_specs,
-    ordered,
-    simple_aggregate,
 )
+from patterns.sql import alias, col, ident, is_integer_type, ordered, simple_aggregate
 
 Function = Literal["count", "count_distinct", "sum", "avg", "min", "max", "median", "first",
                    "last", "string_agg"]

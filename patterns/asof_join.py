@@ -20,20 +20,10 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OrderSpec,
-    Pattern,
-    alias,
-    col,
-    column_field,
-    fresh_name,
-    ident,
-    join_keys_field,
-    literal,
-    ordered,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OrderSpec, column_field, join_keys_field
 from patterns.join import KeyedParams, right_outputs
+from patterns.sql import alias, col, fresh_name, ident, literal, ordered
 
 L, R = "l", "r"
 

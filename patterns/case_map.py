@@ -19,18 +19,11 @@ from typing import Union
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
 from patterns.fill_nulls import value_literal
+from patterns.sql import alias, col, literal
 
 Value = Union[bool, int, float, dt.datetime, dt.date, str]
 

@@ -20,15 +20,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_map_field,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_map_field
+from patterns.sql import alias, col
 
 COMMON_TYPES = ("BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE",
                 "DECIMAL(p,s)", "VARCHAR", "DATE", "TIMESTAMP")
@@ -127,4 +122,5 @@ PATTERN = Pattern(
     name="cast", category="Columns & rows", arity=1, params=Params, build=build, doc=__doc__,
     example={"columns": {"amount": "DECIMAL(10,2)", "day": "DATE"}},
     keywords=("convert type", "change type", "to number", "to date", "parse", "data type"),
+    provides=("cast",),
 )

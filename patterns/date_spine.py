@@ -33,8 +33,11 @@ from sqlglot.errors import ParseError, TokenError
 
 from builder.errors import did_you_mean
 from builder.pipeline.params import PARAM_RE
+from builder.plan.types import ParamError
 from patterns._interval import day_index, floor_div, month_index, second_index, sql_type
-from patterns.base import BuildContext, ParamError, Pattern, PatternParams, alias, ident, literal
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams
+from patterns.sql import alias, ident, literal
 
 MAX_ROWS = 10_000_000
 _DATE_LIKE = re.compile(r"^\s*\d{4}-\d{1,2}-\d{1,2}(?:[ T][\d:.]*)?\s*$")

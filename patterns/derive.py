@@ -16,15 +16,10 @@ from __future__ import annotations
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    sql_map_field,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, sql_map_field
+from patterns.sql import alias, col
 
 
 class Params(PatternParams):

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import BuildContext, Pattern, PatternParams, col, columns_field
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field
+from patterns.sql import col
 
 
 class Params(PatternParams):

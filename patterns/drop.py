@@ -11,15 +11,10 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._columns import renamed
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    columns_field,
-    distinct_names,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field, distinct_names
 
 
 class Params(PatternParams):

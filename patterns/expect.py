@@ -58,20 +58,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError, Relation
 from patterns._checks import Spec, parse_checks
-from patterns.base import (
-    BuildContext,
-    Built,
-    Check,
-    ParamError,
-    Pattern,
-    PatternParams,
-    Relation,
-    alias,
-    col,
-    ident,
-    literal,
-)
+from patterns.base import BuildContext, Built, Check, Pattern, RejectedRows
+from patterns.fields import PatternParams
+from patterns.sql import alias, col, ident, literal
 
 __all__ = ["FAILED_CHECKS", "PATTERN", "Params", "build", "parse_checks"]
 
@@ -566,4 +557,6 @@ PATTERN = Pattern(
              "on_fail": "error"},
     keywords=("test", "assert", "data quality", "validate", "check", "constraint", "not null",
               "unique"),
+    rejected_rows=RejectedRows(param="on_fail", value="quarantine"),
+    provides=("checks",),
 )

@@ -17,16 +17,10 @@ from typing import Union
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_map_field,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_map_field
+from patterns.sql import alias, col, literal
 
 Value = Union[bool, int, float, dt.datetime, dt.date, str]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from patterns.base import BuildContext, Pattern, PatternParams, sql_field
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, sql_field
 
 
 class Params(PatternParams):

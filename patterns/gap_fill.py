@@ -26,6 +26,7 @@ from pydantic import Field, field_validator
 from sqlglot import exp
 
 from builder.duckdb_native import duckdb
+from builder.plan.types import ParamError
 from patterns._interval import (
     UNIT_SECONDS,
     day_index,
@@ -37,19 +38,9 @@ from patterns._interval import (
     time_kind,
     time_type,
 )
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    columns_field,
-    distinct_names,
-    ident,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field, columns_field, distinct_names
+from patterns.sql import alias, col, ident, literal
 
 _P = "__gf_"  # prefix of the helper columns; input columns may not start with it
 ADDED, HAS_ROW, GROUP, LO, HI, K = (f"{_P}{n}" for n in ("added", "has_row", "grp", "lo", "hi",

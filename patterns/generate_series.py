@@ -13,16 +13,9 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    ident,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams
+from patterns.sql import alias, col, ident, literal
 
 MAX_ROWS = 10_000_000
 _N = "n"

@@ -15,18 +15,11 @@ from typing import Literal
 from pydantic import Field
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._columns import with_columns
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    col,
-    column_field,
-    is_number_type,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import col, is_number_type, literal
 
 EARTH_RADIUS_MILES = 3961
 KM_PER_MILE = 1.60934

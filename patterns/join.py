@@ -22,15 +22,10 @@ from typing import Literal, Union
 from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    join_keys_field,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, join_keys_field
+from patterns.sql import alias, col
 
 How = Literal["inner", "left", "right", "full", "semi", "anti", "cross"]
 L, R = "l", "r"
@@ -145,4 +140,5 @@ PATTERN = Pattern(
     name="join", category="Combine", arity=2, params=Params, build=build, doc=__doc__,
     example={"how": "left", "on": ["user_id"]},
     keywords=("merge", "lookup", "combine", "enrich", "vlookup", "left join", "match tables"),
+    repeated_inputs=True,  # a self-join reads one input twice
 )

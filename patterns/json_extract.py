@@ -18,15 +18,10 @@ import re
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field
+from patterns.sql import alias, col
 
 _TEXT_TYPES = ("VARCHAR", "JSON")
 _STEP_RE = re.compile(

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pydantic import Field
 from sqlglot import exp
 
-from patterns.base import BuildContext, Pattern, PatternParams
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams
 
 
 class Params(PatternParams):

@@ -25,16 +25,10 @@ from sqlglot import exp
 
 from builder.errors import did_you_mean
 from builder.pipeline.params import PARAM_RE
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_map_field,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_map_field
+from patterns.sql import alias, col, literal
 
 Mode = Literal["hash", "redact", "null", "last4"]
 REDACTED = "***"
@@ -108,4 +102,5 @@ PATTERN = Pattern(
     example={"columns": {"email": "hash", "card_number": "last4", "notes": "redact"},
              "salt": "{{ mask_salt }}"},
     keywords=("pii", "anonymize", "hash", "redact", "privacy", "gdpr", "hide"),
+    provides=("mask",),
 )

@@ -24,17 +24,11 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._columns import with_columns
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    col,
-    column_field,
-    distinct_names,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field, distinct_names
+from patterns.sql import col, literal
 
 Part = Literal["host", "path"]
 

@@ -36,20 +36,10 @@ from typing import Literal, Union
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    columns_field,
-    distinct_names,
-    is_integer_type,
-    literal,
-    simple_aggregate,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field, columns_field, distinct_names
+from patterns.sql import alias, col, is_integer_type, literal, simple_aggregate
 
 Scalar = Union[bool, int, float, str, dt.datetime, dt.date]
 Function = Literal["count", "count_distinct", "sum", "avg", "min", "max"]

@@ -14,61 +14,27 @@ the pattern with `(?i)` to ignore case.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-try:  # the stdlib's regex parser, to check which syntax a pattern uses
-    import re._parser as sre_parse
-except ImportError:  # Python 3.10
-    import sre_parse  # type: ignore[no-redef]
 
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    literal,
-)
-
-# sre opcodes with no equivalent in RE2 (DuckDB) or Java (Spark): what to tell the user.
-_UNPORTABLE = {
-    "ASSERT": "lookahead/lookbehind '(?=...)', '(?<=...)'",
-    "ASSERT_NOT": "negative lookahead/lookbehind '(?!...)', '(?<!...)'",
-    "GROUPREF": "backreferences like '\\1'",
-    "GROUPREF_EXISTS": "conditional groups '(?(1)...)'",
-    "ATOMIC_GROUP": "atomic groups '(?>...)'",
-    "POSSESSIVE_REPEAT": "possessive quantifiers like '*+'",
-    "AT_END_STRING": "'\\Z' (use '$')",
-}
-
-
-def _unportable(node: Any) -> str | None:
-    if isinstance(node, (list, tuple, sre_parse.SubPattern)):
-        for item in node:
-            found = _unportable(item)
-            if found:
-                return found
-        return None
-    return _UNPORTABLE.get(str(node)) if type(node).__name__ == "_NamedIntConstant" else None
+from builder.plan.types import ParamError
+from patterns._regex import unportable
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import alias, col, literal
 
 
 def _check_pattern(text: str) -> int:
     """Number of capturing groups; ValueError if Python rejects it or it is not portable."""
     try:
         compiled = re.compile(text)
-        tree = sre_parse.parse(text)
     except re.error as e:
         raise ValueError(f"invalid regular expression: {e}") from None
     if compiled.groupindex:
         raise ValueError("named groups '(?P<name>...)' are not supported on every engine; use "
                          "a plain group '(...)' and its number")
-    what = _unportable(list(tree))
+    what = unportable(text, bool(compiled.flags & re.VERBOSE))
     if what:
         raise ValueError(f"{what} are not supported on every engine" if not what.startswith("'")
                          else f"{what} is not supported on every engine")

@@ -12,15 +12,10 @@ from __future__ import annotations
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_map_field,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_map_field
+from patterns.sql import alias, col
 
 
 class Params(PatternParams):

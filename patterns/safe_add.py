@@ -12,19 +12,11 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._columns import with_columns
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    col,
-    columns_field,
-    distinct_names,
-    is_number_type,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, columns_field, distinct_names
+from patterns.sql import col, is_number_type, literal
 
 
 class Params(PatternParams):

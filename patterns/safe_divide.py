@@ -13,14 +13,9 @@ from pydantic import Field
 from sqlglot import exp
 
 from patterns._columns import with_columns
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    Pattern,
-    PatternParams,
-    literal,
-    sql_field,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, sql_field
+from patterns.sql import literal
 
 
 class Params(PatternParams):

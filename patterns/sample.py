@@ -22,15 +22,10 @@ from typing import Any
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    col,
-    columns_field,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field
+from patterns.sql import col, literal
 
 _HASH_CHARS = 8  # the first 8 hex digits of the md5: 2**32 buckets
 _NULL_TEXT = "\\N"

@@ -42,19 +42,10 @@ from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    columns_field,
-    distinct_names,
-    ident,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field, columns_field, distinct_names
+from patterns.sql import alias, col, ident, literal
 from patterns.union import _common_type as common_type  # union's exact widening, shared
 
 OUTPUT_COLUMNS = ("valid_from", "valid_to", "is_current")

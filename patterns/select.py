@@ -11,7 +11,8 @@ from pydantic import Field, field_validator
 from sqlglot import exp
 
 from patterns._columns import renamed
-from patterns.base import BuildContext, Pattern, PatternParams, columns_field, distinct_names
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field, distinct_names
 
 
 class Params(PatternParams):

@@ -18,18 +18,11 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._interval import parse_interval
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    columns_field,
-    ident,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, column_field, columns_field
+from patterns.sql import alias, col, ident
 from patterns.surrogate_key import surrogate_key
 
 _NEW, _NUM = "__dy_new_session", "__dy_session_number"

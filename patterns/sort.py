@@ -14,15 +14,9 @@ from __future__ import annotations
 from pydantic import field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OrderItem,
-    Pattern,
-    PatternParams,
-    order_by_field,
-    order_specs,
-    ordered,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OrderItem, PatternParams, order_by_field, order_specs
+from patterns.sql import ordered
 
 
 class Params(PatternParams):

@@ -23,17 +23,10 @@ from collections.abc import Sequence
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    columns_field,
-    distinct_names,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field, distinct_names
+from patterns.sql import alias, col, literal
 
 # dbt_utils.generate_surrogate_key's stand-in for NULL.
 NULL_TOKEN = "_dbt_utils_surrogate_key_null_"

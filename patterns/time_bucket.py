@@ -19,6 +19,7 @@ from __future__ import annotations
 from pydantic import Field
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._interval import (
     UNIT_SECONDS,
     date_literal,
@@ -31,17 +32,9 @@ from patterns._interval import (
     time_kind,
     time_type,
 )
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import alias, col, literal
 
 # Origins of the multi-unit buckets: the Unix epoch, and the Monday before it for weeks.
 _EPOCH = "1970-01-01"

@@ -14,23 +14,16 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
+from patterns.base import BuildContext, Pattern
+from patterns.fields import (
     OrderItem,
-    Pattern,
     PatternParams,
-    alias,
-    col,
     columns_field,
     distinct_names,
-    fresh_name,
-    ident,
-    literal,
     order_by_field,
     order_specs,
-    ordered,
-    tie_breakers,
 )
+from patterns.sql import alias, col, fresh_name, ident, literal, ordered, tie_breakers
 
 
 class Params(PatternParams):

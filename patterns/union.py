@@ -22,18 +22,10 @@ import re
 from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    Relation,
-    alias,
-    col,
-    columns_field,
-    distinct_names,
-    literal,
-)
+from builder.plan.types import ParamError, Relation
+from patterns.base import BuildContext, Pattern
+from patterns.fields import PatternParams, columns_field, distinct_names
+from patterns.sql import alias, col, literal
 
 # Integer types by width rank; an unsigned type counts as the next wider signed one.
 _INT_RANK = {"TINYINT": 1, "SMALLINT": 2, "INTEGER": 3, "BIGINT": 4, "HUGEINT": 5,

@@ -15,17 +15,10 @@ import re
 from pydantic import Field
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    column_field,
-    ident,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import alias, col, ident
 
 _UNNESTED = "__dy_unnested"
 _LIST_TYPE_RE = re.compile(r"^(?P<element>.+)\[(?P<size>\d*)\]$")

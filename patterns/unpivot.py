@@ -24,18 +24,11 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
-    ParamError,
-    Pattern,
-    PatternParams,
-    alias,
-    col,
-    columns_field,
-    distinct_names,
-    literal,
-)
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
 from patterns.cast import type_sql
+from patterns.fields import PatternParams, columns_field, distinct_names
+from patterns.sql import alias, col, literal
 from patterns.union import _common_type as common_type  # union's exact widening, shared
 
 

@@ -14,18 +14,11 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from sqlglot import exp
 
+from builder.plan.types import ParamError
 from patterns._columns import with_columns
-from patterns.base import (
-    BuildContext,
-    OutputName,
-    ParamError,
-    Pattern,
-    PatternParams,
-    col,
-    column_field,
-    is_number_type,
-    literal,
-)
+from patterns.base import BuildContext, Pattern
+from patterns.fields import OutputName, PatternParams, column_field
+from patterns.sql import col, is_number_type, literal
 
 
 class Params(PatternParams):

@@ -29,22 +29,23 @@ from typing import Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlglot import exp
 
-from patterns.base import (
-    BuildContext,
+from builder.plan.types import ParamError
+from patterns.base import BuildContext, Pattern
+from patterns.fields import (
     OrderItem,
     OutputName,
-    ParamError,
-    Pattern,
     PatternParams,
-    alias,
-    col,
     column_field,
     columns_field,
     function_output,
-    is_integer_type,
-    literal,
     order_by_field,
     order_specs,
+)
+from patterns.sql import (
+    alias,
+    col,
+    is_integer_type,
+    literal,
     ordered,
     simple_aggregate,
     tie_breakers,

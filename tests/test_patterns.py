@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from builder.engines.duckdb import DuckDBEngine
@@ -9,6 +11,7 @@ from builder.engines.preview import Previewer
 from builder.errors import ExecutionError
 from builder.plan.compiler import plan
 from patterns import PATTERNS
+from patterns._regex import unportable
 from tests.pattern_cases import STEP_ID, Case, assert_rows, case_pipeline, load_cases
 
 CASES = load_cases()
@@ -83,3 +86,28 @@ def test_pivot_reads_its_values_from_an_upstream_step_and_follows_the_data(tmp_p
     with Previewer() as pv:
         cols, rows = pv.fetch(second, "wide")
     assert sorted(tuple(r) for r in rows) == [("EU", 7, None), ("US", None, 10)]
+
+
+# The syntax regex_extract refuses, read from the pattern's text (no private 're' parser): each
+# construct, and text that only looks like one (escaped, in a class, a comment, a literal brace).
+LOOKAHEAD = "lookahead/lookbehind '(?=...)', '(?<=...)'"
+NEGATIVE = "negative lookahead/lookbehind '(?!...)', '(?<!...)'"
+BACKREF = "backreferences like '\\1'"
+POSSESSIVE = "possessive quantifiers like '*+'"
+
+
+@pytest.mark.parametrize(("pattern", "what"), [
+    (r"a(?=b)", LOOKAHEAD), (r"a(?<=b)", LOOKAHEAD), (r"a(?!b)", NEGATIVE),
+    (r"(?<!a)b", NEGATIVE), (r"(a)\1", BACKREF), (r"(?>ab)", "atomic groups '(?>...)'"),
+    (r"(a)?(?(1)b|c)", "conditional groups '(?(1)...)'"), (r"a*+", POSSESSIVE),
+    (r"a{2}+", POSSESSIVE), (r"(a)++", POSSESSIVE), (r"ab\Z", "'\\Z' (use '$')"),
+    # The construct that starts first is named: here the possessive repeat of the group.
+    (r"(?=a)++", POSSESSIVE),
+    (r"\(?=x\)", None), (r"[(?=]", None), (r"[]\1]", None), (r"\141", None), (r"\0", None),
+    (r"(?#(?=x)a", None), (r"(?#\)(?=)a", None), ("(?x)a # (?=b)\nc", None),
+    ("(?x:a # \\1\n)b", None), (r"x}+", None), (r"a{}+", None), (r"a{,2}", None),
+    (r"(?:a)+", None), (r"(?i)ab", None),
+])
+def test_regex_extract_names_the_unportable_syntax(pattern: str, what: str | None):
+    compiled = re.compile(pattern)
+    assert unportable(pattern, bool(compiled.flags & re.VERBOSE)) == what

@@ -32,7 +32,7 @@ from builder.pipeline.model import Output, Pipeline, Source, Step, dump, loads_p
 from builder.pipeline.params import render_params
 from builder.plan.compiler import plan
 from patterns import PATTERNS
-from patterns.base import field_kind
+from patterns.fields import field_kind
 from tests.pattern_cases import STEP_ID, Case, assert_rows, case_pipeline, load_cases
 
 NASTY = [

@@ -23,8 +23,9 @@ import yaml
 from builder.pipeline import yamlio
 from builder.plan import sandbox
 from builder.plan.schema import Typer
+from builder.plan.types import ColumnInfo
 from patterns import PATTERNS
-from patterns.base import ColumnInfo, Registry
+from patterns.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "saved_pipelines" / "clicks_daily.yaml"
@@ -171,7 +172,7 @@ def test_a_stand_in_has_the_names_and_types_it_was_defined_with():
                                   "back\\slash", '""x""', "1abc", "emoji\U0001F600"])
 def test_quoting_a_name_is_sqlglots_duckdb_quoting(name):
     from builder.duckdb_native import q
-    from patterns.base import ident
+    from patterns.sql import ident
 
     assert q(name) == ident(name).sql("duckdb")
 

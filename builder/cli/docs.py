@@ -14,7 +14,8 @@ from pydantic_core import PydanticUndefined
 
 from builder.pipeline.yamlio import dumps
 from patterns import PATTERNS
-from patterns.base import Pattern, field_kind
+from patterns.base import Pattern
+from patterns.fields import field_kind
 
 DOC_PATH = "docs/patterns.md"
 

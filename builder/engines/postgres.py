@@ -326,7 +326,7 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
     from sqlglot import parse_one
 
     from builder.plan.compiler import SourcePlan
-    from patterns.base import ColumnInfo
+    from builder.plan.types import ColumnInfo
 
     assert src.postgres is not None
     where = f"source '{src.id}'"

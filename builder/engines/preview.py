@@ -30,7 +30,7 @@ from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.plan.compiler import Plan, source_key
 from builder.plan.sandbox import file_identity
-from patterns.base import col, ident
+from patterns.sql import col, ident
 
 TABLE_PREFIX = "_dy_"
 DEFAULT_SAMPLE_ROWS = 100_000

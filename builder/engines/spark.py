@@ -64,7 +64,8 @@ from builder.errors import ExecutionError, Problem
 from builder.plan.compiler import Plan
 from builder.plan.portability import check_portable, input_schemas, render
 from builder.plan.targets import refuse_unsafe_target, write_marker
-from patterns.base import Check, ColumnInfo
+from builder.plan.types import ColumnInfo
+from patterns.base import Check
 
 if TYPE_CHECKING:
     from builder.pipeline.model import Output

@@ -11,13 +11,19 @@ import networkx as nx
 from builder.errors import Problem, did_you_mean
 from builder.pipeline.model import Pipeline
 from patterns import PATTERNS
-from patterns.base import Registry
-
-REJECTED_SUFFIX = ".rejected"
+from patterns.base import REJECTED_SUFFIX
+from patterns.registry import Registry
 
 
 def rejected_id(step_id: str) -> str:
+    """The id of a step's side output of rejected rows."""
     return step_id + REJECTED_SUFFIX
+
+
+def _rejected_hint(registry: Registry) -> str:
+    """Which steps have rejected rows, as each pattern declares it (Pattern.rejected_rows)."""
+    makers = [p.rejected_rows.hint(p.name) for p in registry if p.rejected_rows is not None]
+    return f" Only {' or '.join(makers)} have rejected rows." if makers else ""
 
 
 def build_graph(
@@ -51,26 +57,26 @@ def build_graph(
             if inp not in g:
                 hint = did_you_mean(inp, known)
                 if not hint and inp.endswith(REJECTED_SUFFIX):
-                    hint = " Only 'expect' steps with on_fail: quarantine have rejected rows."
+                    hint = _rejected_hint(registry)
                 problems.append(Problem(
                     f"input '{inp}' is not a source or step." + (hint or (
                         " Known ids: " + ", ".join(known[:12]) + ".")),
                     file=file, line=st.line, step=st.id, kind="graph"))
                 continue
             g.add_edge(inp, st.id)
-        if len(set(ins)) != len(ins) and st.pattern != "join":
+        pat = registry.get(st.pattern) if st.pattern is not None and st.pattern in registry \
+            else None
+        if len(set(ins)) != len(ins) and not (pat is not None and pat.repeated_inputs):
             dup = next(i for i in ins if ins.count(i) > 1)
             problems.append(Problem(f"input '{dup}' is listed twice.", file=file, line=st.line,
                                     step=st.id, kind="graph"))
-        if st.pattern is not None and st.pattern in registry:
-            pat = registry.get(st.pattern)
-            if not pat.accepts(len(ins)):
-                problems.append(Problem(
-                    f"pattern '{st.pattern}' takes {pat.arity_text()}, got {len(ins)}"
-                    + (f" ({', '.join(ins)})." if ins else ".")
-                    + (" Add them under 'inputs:'." if len(ins) < (pat.arity if isinstance(
-                        pat.arity, int) else 1) else ""),
-                    file=file, line=st.line, step=st.id, kind="graph"))
+        if pat is not None and not pat.accepts(len(ins)):
+            problems.append(Problem(
+                f"pattern '{st.pattern}' takes {pat.arity_text()}, got {len(ins)}"
+                + (f" ({', '.join(ins)})." if ins else ".")
+                + (" Add them under 'inputs:'." if len(ins) < (pat.arity if isinstance(
+                    pat.arity, int) else 1) else ""),
+                file=file, line=st.line, step=st.id, kind="graph"))
     try:
         cycles = list(nx.simple_cycles(g))
     except nx.NetworkXException:  # pragma: no cover - simple_cycles works on any digraph
@@ -114,10 +120,3 @@ def topological_order(g: nx.DiGraph, pipeline: Pipeline) -> list[str]:
     return list(nx.lexicographical_topological_sort(
         g, key=lambda n: (position.get(n.split(".")[0], 0), n)))
 
-
-def upstream(g: nx.DiGraph, node: str) -> set[str]:
-    return set(nx.ancestors(g, node))
-
-
-def downstream(g: nx.DiGraph, node: str) -> set[str]:
-    return set(nx.descendants(g, node))

@@ -28,8 +28,8 @@ from sqlglot import exp
 from builder.pipeline.catalog import CatalogEntry
 from builder.pipeline.model import Pipeline, Source
 from builder.pipeline.project import find_project
-from patterns.base import ColumnInfo, ParamError
-from patterns.base import literal as sql_literal
+from builder.plan.types import ColumnInfo, ParamError
+from patterns.sql import literal as sql_literal
 
 _FULL_REFRESH: ContextVar[bool] = ContextVar("dockyard_full_refresh", default=False)
 _TIME_TYPES = ("DATE", "TIMESTAMP")

@@ -13,7 +13,11 @@ from sqlglot import exp
 from sqlglot.lineage import Node, lineage
 
 from builder.errors import CompileError, did_you_mean
-from builder.plan.compiler import Plan
+from builder.pipeline.model import load
+from builder.pipeline.project import find_project
+from builder.plan.compiler import plan as make_plan
+from builder.plan.dependencies import producer_files
+from builder.plan.plans import Plan
 
 
 @dataclass(frozen=True)
@@ -87,11 +91,6 @@ def _origin(plan: Plan, source: str, column: str, passthrough: bool) -> Origin:
 
 def trace(plan: Plan, step: str, column: str, depth: int = 0) -> Lineage:
     """Lineage of ``step.column``, following staging sources into their producers."""
-    from builder.pipeline.model import load
-    from builder.pipeline.project import find_project
-    from builder.plan.compiler import plan as make_plan
-    from builder.plan.dependencies import producer_files
-
     result = Lineage(pipeline=plan.pipeline.name, step=step, column=column,
                      origins=column_origins(plan, step, column))
     if depth > 10:  # pipelines reading each other in a loop: stop, do not recurse forever

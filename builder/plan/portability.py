@@ -7,16 +7,12 @@ those constructs are errors that name the step and the construct.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlglot import exp
 
 from builder.errors import CompileError, Problem
-from builder.plan.compiler import Plan
-from builder.plan.schema import Schema
-
-if TYPE_CHECKING:
-    from builder.plan.schema import Typer
+from builder.plan.plans import Plan
+from builder.plan.schema import Typer
+from builder.plan.types import Schema
 
 # DuckDB functions with no faithful Spark translation in sqlglot.
 DUCKDB_ONLY_FUNCTIONS = frozenset({
@@ -127,8 +123,6 @@ class _OperandTyper:
                   t.args.get("db")]
         if not tables:
             return
-        from builder.plan.schema import Typer
-
         self.typer = Typer()
         froms = []
         for name in dict.fromkeys(t.name for t in tables):

@@ -16,11 +16,9 @@ from sqlglot import exp
 
 from builder.duckdb_native import duckdb, q
 from builder.plan.sandbox import describe, sandboxed_cursor
-from patterns.base import ColumnInfo
+from builder.plan.types import ColumnInfo, Schema
 
 BIND_ONLY = hasattr(duckdb.DuckDBPyConnection, "_bind")  # duckdb 2.x
-
-Schema = tuple[ColumnInfo, ...]
 
 _SOURCE_CACHE: OrderedDict[tuple[object, ...], Schema] = OrderedDict()
 _SOURCE_CACHE_LOCK = threading.Lock()
@@ -132,9 +130,5 @@ def describe_source(read_sql: str, key: tuple[object, ...], allowed_dirs: list[s
     schema = tuple(ColumnInfo(n, t) for n, t in describe(read_sql, allowed_dirs))
     remember_source_schema(key, schema)
     return schema
-
-
-def schema_text(schema: Schema) -> str:
-    return ", ".join(f"{c.name} {c.type}" for c in schema)
 
 

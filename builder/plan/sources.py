@@ -1,11 +1,16 @@
-"""Data-flow logic at the edges: what reading a catalog entry or a staging table means.
+"""Sources: what reading a file, a catalog entry or a staging table means.
+
+:func:`plan_source` plans any source: files (:mod:`builder.plan.files`), catalog entries and
+staging tables (here), PostgreSQL queries (:mod:`builder.engines.postgres`).
 
 A ``{catalog: NAME}`` source is read from the entry's location, then the entry's metadata is
 applied as named read stages, each built by the same pattern that a pipeline would use, so the
-logic exists once: ``<id>__typed`` (cast), ``<id>__deduped`` (dedupe: latest row per primary
-key), ``<id>__masked`` (mask). Expectations become checks on the source (the run stops naming
-the source and check) and ``freshness`` a warning check. The compiled SQL shows every stage as
-its own CTE and ``SourcePlan.applied`` lists them for the app.
+logic exists once: ``<id>__typed`` (the pattern providing 'cast', i.e. cast), ``<id>__deduped``
+('latest_per_key', dedupe: latest row per primary key), ``<id>__masked`` ('mask', mask).
+Expectations become checks on the source ('checks', expect; the run stops naming the source and
+check) and ``freshness`` a warning check. The compiled SQL shows every stage as its own CTE and
+``SourcePlan.applied`` lists them for the app. Which pattern provides each capability is the
+registry's to say (``patterns/__init__.py``).
 
 A ``{staging: NAME}`` source reads a staging table that another pipeline published.
 """
@@ -15,26 +20,36 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import ValidationError
 from sqlglot import exp
 
 from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
 from builder.pipeline.catalog import CatalogEntry, load_catalog
-from builder.pipeline.model import Pipeline, Source
+from builder.pipeline.model import Pipeline, Source, staging_name_problem
 from builder.pipeline.project import find_project
-from builder.plan.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.pipeline.pydantic_errors import pydantic_messages
+from builder.plan import incremental
+from builder.plan.dependencies import producers
+from builder.plan.files import plan_file_source, read_query, source_key
+from builder.plan.plans import ProblemSink, SourcePlan
 from builder.plan.reader_options import option_problems
+from builder.plan.sandbox import sandbox_dirs_for_paths
 from builder.plan.schema import Typer, describe_source
+from builder.plan.types import ParamError, Relation, Schema
 from patterns import PATTERNS
-from patterns.base import BuildContext, Built, Check, ColumnInfo, ParamError, Relation
-from patterns.base import literal as sql_literal
+from patterns._interval import parse_interval
+from patterns.base import BuildContext, Built, Check
+from patterns.sql import literal as sql_literal
 
-Schema = tuple[ColumnInfo, ...]
 
-
-def plan_edge_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
-    """The plan of a catalog, staging or PostgreSQL source (problems go to ``sink``)."""
+def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
+    """Read query and schema of one source of any kind; problems go to ``sink``."""
+    if src.path is not None:
+        return plan_file_source(pipeline, src, sink)
     if src.postgres is not None:
+        # Still in the PostgreSQL module (it describes the query over the connection); moving
+        # it into the plan layer is part of the engines' side of issue 21.
         from builder.engines.postgres import plan_source as plan_postgres
 
         return plan_postgres(pipeline, src, sink)
@@ -66,7 +81,7 @@ def _plan_catalog(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
         return SourcePlan(src, None)
     raw = Source(id=src.id, path=cat.location(src.catalog), format=cat.format(src.catalog),
                  options=dict(entry.options), line=src.line)
-    base = plan_source(pipeline, raw, sink)
+    base = plan_file_source(pipeline, raw, sink)
     sp = SourcePlan(src, base.read, base.columns)
     sp.paths = [raw.path or ""]
     if base.columns is None:
@@ -101,9 +116,9 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
         typer.define(current, sp.columns)
         columns = sp.columns
 
-        def stage(suffix: str, pattern: str, params: dict[str, Any], note: str) -> None:
+        def stage(suffix: str, capability: str, params: dict[str, Any], note: str) -> None:
             nonlocal current, columns
-            built = _build(pattern, params, current, columns, src.id)
+            built = _build(capability, params, current, columns, src.id)
             name = f"{src.id}__{suffix}"
             columns = typer.type_query(name, built.query)
             sp.stages.append((name, built.query))
@@ -123,7 +138,7 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
         _check_columns(entry, columns, "primary_key", entry.primary_key)
         if entry.dedupe:
             _check_columns(entry, columns, "dedupe", [entry.dedupe])
-            stage("deduped", "dedupe", {"keys": entry.primary_key,
+            stage("deduped", "latest_per_key", {"keys": entry.primary_key,
                                         "order_by": [f"{entry.dedupe} desc"]},
                   f"dedupe: latest row per {', '.join(entry.primary_key)} by {entry.dedupe}")
         masked = {c: m for c, m in entry.pii.items() if c not in src.pii_access}
@@ -147,7 +162,7 @@ def _apply_entry(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp: Sourc
             sp.applied.append("raw values allowed: " + ", ".join(refused))
         if entry.expectations:
             # Checks run once the source node exists, so they read it by its own id.
-            built = _build("expect", {"checks": entry.expectations, "on_fail": "error"},
+            built = _build("checks", {"checks": entry.expectations, "on_fail": "error"},
                            src.id, columns, src.id)
             typer.define(src.id, columns)
             for check in built.checks:  # typed without file access, as steps' checks are
@@ -170,9 +185,6 @@ def _incremental_stage(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp:
     """Sets ``sp.incremental``; returns the filter to the rows newer than the watermark, None
     for a full read. It comes after the casts and before the dedupe (which then keeps the
     latest of the new rows per key)."""
-    from builder.plan import incremental
-    from builder.plan.sandbox import sandbox_dirs_for_paths
-
     assert src.incremental is not None and sp.read is not None
     by, by_type, n, unit = incremental.check(pipeline, src, entry, columns)
     newest = incremental.newest(list(sp.stages), f"{src.id}__raw", sp.read, current, by,
@@ -187,13 +199,10 @@ def _incremental_stage(pipeline: Pipeline, src: Source, entry: CatalogEntry, sp:
     return incremental.filter_query(current, by, by_type, watermark, n, unit)
 
 
-def _build(pattern: str, params: dict[str, Any], input_name: str, columns: Schema,
+def _build(capability: str, params: dict[str, Any], input_name: str, columns: Schema,
            source_id: str) -> Built:
-    pat = PATTERNS.get(pattern)
-    from pydantic import ValidationError
-
-    from builder.plan.compiler import pydantic_messages
-
+    """A read stage built by the pattern that provides ``capability`` (see CAPABILITIES)."""
+    pat = PATTERNS.provider(capability)
     try:
         model = pat.params.model_validate(params)
     except ValidationError as e:
@@ -205,8 +214,6 @@ def _build(pattern: str, params: dict[str, Any], input_name: str, columns: Schem
 
 
 def _freshness_check(entry: CatalogEntry, table: str) -> Check:
-    from patterns._interval import parse_interval
-
     assert entry.event_time and entry.freshness
     n, unit = parse_interval(entry.freshness, "freshness")
     newest = exp.select(exp.Max(this=exp.column(entry.event_time, quoted=True)).as_("newest")) \
@@ -225,16 +232,12 @@ def _freshness_check(entry: CatalogEntry, table: str) -> Check:
 
 def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     assert src.staging is not None
-    from builder.pipeline.model import staging_name_problem
-
     bad = staging_name_problem(src.staging)  # a pipeline built in code skipped the file's check
     if bad:
         sink.add(f"source '{src.id}': {bad}", line=src.line, kind="config")
         return SourcePlan(src, None)
     path = find_project(pipeline.path).staging_table(src.staging)
     if not path.exists():
-        from builder.plan.dependencies import producers
-
         made_by = producers(find_project(pipeline.path)).get(src.staging)
         hint = (f" It is produced by '{made_by}': run that pipeline first, or use "
                 "'dockyard run --upstream'." if made_by else
@@ -244,8 +247,6 @@ def _plan_staging(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourceP
         return SourcePlan(src, None)
     raw = Source(id=src.id, path=str(path), format="parquet", line=src.line)
     read = read_query(pipeline, raw)
-    from builder.plan.sandbox import sandbox_dirs_for_paths
-
     try:
         cols = describe_source(read.sql(dialect="duckdb"), source_key(pipeline, raw),
                                sandbox_dirs_for_paths([str(path)]))

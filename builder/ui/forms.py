@@ -1,7 +1,7 @@
 """Param forms generated from a pattern's param model.
 
 Each field becomes the widget its type asks for: column fields (see
-:func:`patterns.base.field_kind`) become pickers filled from the input's propagated schema,
+:func:`patterns.fields.field_kind`) become pickers filled from the input's propagated schema,
 ``Literal`` choices select boxes, ``bool`` checkboxes, numbers number inputs, SQL expressions
 text areas, lists of nested models (aggregations, checks, order_by items) editable tables.
 Anything else is edited as a YAML snippet, so every pattern gets a working form.
@@ -30,7 +30,8 @@ from builder.pipeline.yamlio import dumps, loads
 from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import problem_text
-from patterns.base import OrderSpec, Pattern, field_kind, order_specs
+from patterns.base import Pattern
+from patterns.fields import OrderSpec, field_kind, order_specs
 
 NONE = ""  # the "no value" option of optional select boxes
 

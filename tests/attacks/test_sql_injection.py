@@ -27,7 +27,7 @@ from builder.plan.compiler import plan
 from builder.plan.reader_options import READER_FUNCTIONS, READER_OPTIONS
 from builder.warehouse.store import run_history
 from patterns import PATTERNS
-from patterns.base import field_kind
+from patterns.fields import field_kind
 
 SECRET = "TOPSECRET-42"
 ROOT = Path(__file__).resolve().parents[2]

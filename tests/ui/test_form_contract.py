@@ -32,9 +32,9 @@ def _form_app(name: str, params: dict) -> None:
     import streamlit as st
 
     from builder.pipeline.model import Step
+    from builder.plan.types import ColumnInfo
     from builder.ui import forms
     from patterns import PATTERNS
-    from patterns.base import ColumnInfo
 
     class FakePlan:
         problems: list = []

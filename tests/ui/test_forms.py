@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from streamlit.testing.v1 import AppTest
 
 from builder.ui.forms import field_specs
-from patterns.base import (
+from patterns.fields import (
     OrderItem,
     PatternParams,
     column_field,
@@ -60,8 +60,9 @@ def _form_app() -> None:
     import streamlit as st
 
     from builder.pipeline.model import Step
+    from builder.plan.types import ColumnInfo
     from builder.ui import forms
-    from patterns.base import ColumnInfo, Pattern
+    from patterns.base import Pattern
     from tests.ui.test_forms import Everything
 
     class FakePlan:
