@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from builder import api
-from builder.cli.main import main
 from builder.cli import main as cli
+from builder.cli.main import main
 from builder.engines.preview import Previewer
 from builder.pipeline.model import load
 from builder.pipeline.project import find_project
