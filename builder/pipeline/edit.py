@@ -28,6 +28,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from builder.errors import ConfigError, did_you_mean
+from builder.pipeline.filemodel import HISTORIES, OUTPUT_MODES
 from builder.pipeline.model import (
     FORMATS,
     ID_RE,
@@ -232,8 +233,6 @@ def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
             out.staging, out.mode, out.primary_key, out.history = None, "replace", [], None
 
 
-OUTPUT_MODES = ("replace", "append", "merge")
-HISTORIES = ("scd2",)
 
 
 def set_staging_output(pipeline: Pipeline, step_id: str, name: str) -> Output:
