@@ -38,6 +38,7 @@ from builder.pipeline.filemodel import (  # noqa: F401 - the file's names, read 
     staging_name_problem,
     valid,
 )
+from builder.pipeline.roundtrip import keep_comments
 from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
@@ -421,18 +422,27 @@ def to_dict(p: Pipeline) -> dict[str, Any]:
     return _ordered(top, p.key_order, PIPELINE_KEYS)
 
 
-def dump(p: Pipeline) -> str:
-    """The pipeline as YAML text (stable: dump(load(dump(p))) == dump(p))."""
-    return dumps(to_dict(p))
+def dump(p: Pipeline, previous: str | None = None) -> str:
+    """The pipeline as YAML text (stable: dump(load(dump(p))) == dump(p)).
+
+    ``previous`` is the text the pipeline was read from: its comments are kept where their keys
+    still are (see :mod:`builder.pipeline.roundtrip`).
+    """
+    text = dumps(to_dict(p))
+    return keep_comments(previous, text) if previous else text
 
 
 def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = None,
-         force: bool = False) -> Path:
+         force: bool = False, previous: str | None = None) -> Path:
     """Write the pipeline atomically to ``path`` (default: where it was loaded from).
 
     ``expected`` is the file's text when it was loaded (or last saved): if the file now holds
     something else (another tab, an editor, a git pull), nothing is written and a ConfigError
     says so, unless ``force``. Without ``expected`` the file is written unconditionally.
+
+    The comments of ``previous`` (default: ``expected``, else the file itself when the pipeline
+    is saved where it was loaded from; ``""``: none) are kept, so a file edited by hand and then
+    in the app keeps its comments. :func:`dump` with the same ``previous`` gives the text written.
     """
     target = Path(path) if path else p.path
     if target is None:
@@ -442,8 +452,21 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
                           "an editor or a git pull). Save under another name, reopen it to get "
                           "the other changes, or confirm to replace them with yours.",
                           file=str(target))
-    atomic_write_text(target, dump(p))
+    if previous is None:
+        previous = expected if expected is not None else _own_file_text(p, target)
+    atomic_write_text(target, dump(p, previous))
     return target
+
+
+def _own_file_text(p: Pipeline, target: Path) -> str | None:
+    """The text of ``target`` when it is the file ``p`` was loaded from, else None."""
+    if p.path is None or not target.exists() or \
+            Path(os.path.realpath(target)) != Path(os.path.realpath(p.path)):
+        return None
+    try:
+        return read_text_file(target)
+    except ConfigError:
+        return None
 
 
 def changed_on_disk(path: Path, expected: str) -> bool:
