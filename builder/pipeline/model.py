@@ -433,7 +433,7 @@ def dump(p: Pipeline, previous: str | None = None) -> str:
 
 
 def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = None,
-         force: bool = False, previous: str | None = None) -> Path:
+         force: bool = False, previous: str | None = None, text: str | None = None) -> Path:
     """Write the pipeline atomically to ``path`` (default: where it was loaded from).
 
     ``expected`` is the file's text when it was loaded (or last saved): if the file now holds
@@ -442,7 +442,8 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
 
     The comments of ``previous`` (default: ``expected``, else the file itself when the pipeline
     is saved where it was loaded from; ``""``: none) are kept, so a file edited by hand and then
-    in the app keeps its comments. :func:`dump` with the same ``previous`` gives the text written.
+    in the app keeps its comments. ``text``: the text to write, already made with
+    ``dump(p, previous)`` (reading a file for its comments takes a while on a big one).
     """
     target = Path(path) if path else p.path
     if target is None:
@@ -452,9 +453,11 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
                           "an editor or a git pull). Save under another name, reopen it to get "
                           "the other changes, or confirm to replace them with yours.",
                           file=str(target))
-    if previous is None:
-        previous = expected if expected is not None else _own_file_text(p, target)
-    atomic_write_text(target, dump(p, previous))
+    if text is None:
+        if previous is None:
+            previous = expected if expected is not None else _own_file_text(p, target)
+        text = dump(p, previous)
+    atomic_write_text(target, text)
     return target
 
 

@@ -79,10 +79,10 @@ def _save() -> None:
     # The file we opened may have been changed meanwhile (another tab, a git pull).
     expected = state.disk_text() if same_file else None
     # The comments of the file the pipeline was opened from are kept ("": a new pipeline).
-    previous = state.disk_text() or ""
+    text = dump(p, state.disk_text() or "")
     save(p, target, expected=expected, force=bool(st.session_state.get("dy_overwrite")),
-         previous=previous)
-    state.mark_saved(p, dump(p, previous))
+         text=text)
+    state.mark_saved(p, text)
     st.session_state["dy_overwrite"] = False
     state.flash("success", f"Saved to '{display_path(target)}'. Run it with: "
                 f"dockyard run {display_path(target)}")
@@ -97,9 +97,9 @@ def _duplicate() -> None:
     if target.exists():
         raise ConfigError(f"'{display_path(target)}' already exists: choose another name.")
     copy = edit.duplicate(p, name, state.pipelines_dir())
-    previous = state.disk_text() or ""
-    save(copy, target, previous=previous)
-    state.set_pipeline(copy, dump(copy), dump(copy, previous))
+    text = dump(copy, state.disk_text() or "")
+    save(copy, target, text=text)
+    state.set_pipeline(copy, dump(copy), text)
     state.flash("success", f"Duplicated to '{display_path(target)}' (now editing the copy).")
 
 
