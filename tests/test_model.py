@@ -213,3 +213,23 @@ def test_v1_keys_come_from_the_pydantic_models():
                        "source": tuple(filemodel.SourceSpec.model_fields),
                        "step": tuple(filemodel.StepSpec.model_fields),
                        "output": tuple(filemodel.OutputSpec.model_fields)}
+
+
+def test_postgres_mappings_report_every_problem_at_their_line():
+    text = ("version: 1\nname: pg\nsources:\n"
+            "  s: {postgres: {table: t, tabel: x}}\n"
+            "steps:\n  - {id: one, sql: SELECT 1 AS id FROM s}\n"
+            "outputs:\n"
+            "  one: {postgres: {dsn: 'postgresql://u:pw@h/db', mode: 5, primary_key: [1]}}\n")
+    with pytest.raises(ConfigError) as ei:
+        loads_pipeline(text)
+    assert [(p.line, p.message) for p in ei.value.problems] == [
+        (4, "source 's': unknown key 'tabel' in 'postgres'. Did you mean 'table'?"),
+        (4, "source 's': 'postgres' needs 'dsn: {env: PG_DSN}' (the connection string, read "
+            "from an environment variable)."),
+        (8, "output 'one': 'dsn' holds a password in the pipeline file. Put the connection "
+            "string in an environment variable and write 'dsn: {env: PG_DSN}'."),
+        (8, "output 'one': 'postgres' needs 'table: schema.table' (the table to write)."),
+        (8, "output 'one': mode '5' is not supported. Valid values: replace, append, merge."),
+        (8, "output 'one': 'primary_key' must be a list of column names."),
+    ]
