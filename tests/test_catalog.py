@@ -202,6 +202,50 @@ def test_scd2_history_output_keeps_versions_across_three_runs(tmp_path, monkeypa
     assert len(p2) == 1 and p2[0][4] is True and p2[0][3] is None
 
 
+QUOTED_NAMES = """\
+sources:
+  prices: {path: ../data/prices.csv}
+steps:
+  - id: current
+    sql: SELECT product_id AS "product id", price AS "it's ""the"" price" FROM prices
+outputs:
+  current: {staging: quoted_history, history: scd2, primary_key: [product id]}
+"""
+
+
+def test_warehouse_writes_names_and_paths_holding_quotes(tmp_path, monkeypatch):
+    """Column names with spaces and quotes, and a project folder with a quote in its name, reach
+    the warehouse's SQL (history, merge, the registry's view) as names, never as SQL text."""
+    folder = tmp_path / "o'brien \"data\""
+    folder.mkdir()
+    root = _project(folder, monkeypatch)
+    prices = root / "data" / "prices.csv"
+    history = _pipeline(root, "quoted", QUOTED_NAMES)
+    merge = _pipeline(root, "quoted_merge", QUOTED_NAMES.replace(
+        "staging: quoted_history, history: scd2", "staging: quoted_merge, mode: merge"))
+    for content in ("product_id,price\n1,10\n2,20\n", "product_id,price\n1,11\n3,30\n"):
+        prices.write_text(content)
+        api.run(load(history))
+        api.run(load(merge))
+        time.sleep(0.01)
+
+    def staging_rows(name: str, order: str) -> list[tuple]:  # the folder's quote: a parameter
+        f = root / "warehouse" / "staging" / f"{name}.parquet"
+        return duckdb.execute(f"SELECT * FROM read_parquet(?) ORDER BY {order}", [str(f)]
+                              ).fetchall()
+
+    rows = staging_rows("quoted_history", '"product id", valid_from')
+    assert [(r[0], r[1], r[4]) for r in rows] == [(1, 10, False), (1, 11, True), (2, 20, True),
+                                                  (3, 30, True)]
+    assert staging_rows("quoted_merge", '"product id"') == [(1, 11), (2, 20), (3, 30)]
+    con = duckdb.connect(str(root / "warehouse" / "dockyard.duckdb"), read_only=True)
+    try:  # the registry's view of the table reads the file under the quoted folder
+        assert con.execute('SELECT "it\'s ""the"" price" FROM quoted_merge ORDER BY 1'
+                           ).fetchall() == [(11,), (20,), (30,)]
+    finally:
+        con.close()
+
+
 PUBLISH = """\
 sources:
   events: {catalog: events}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import ConfigError
-from builder.pipeline import edit
+from builder.pipeline import edit, model
 from builder.pipeline.model import dump, load, loads_pipeline
 from builder.plan.compiler import plan
 
@@ -160,3 +160,81 @@ def test_params_are_typed_and_guarded(example):
     assert p.params["pepper"] == "x" and "salt" not in p.params
     edit.delete_param(p, "pepper")
     assert "pepper" not in p.params
+
+
+COMMENTED = """\
+# Revenue for the finance dashboard. Owner: finance@example.com
+version: 1
+name: commented
+params:
+  min_day: 2024-01-01  # the first day with clean data
+sources:
+  # one file per day, written by the shop at midnight
+  orders: {path: data/orders.parquet}
+  users: {path: data/users.csv}
+steps:
+  # paid orders only: refunds are in another table
+  - id: paid_orders
+    pattern: filter
+    inputs: [orders]
+    params: {where: "status = 'paid'"}  # ask finance before changing
+  - id: per_user
+    sql: |
+      SELECT user_id, sum(amount) AS total  -- SQL comments are text, kept anyway
+      FROM paid_orders
+      GROUP BY ALL
+outputs:
+  per_user: {path: ../out/per_user.parquet}  # the dashboard reads this file
+"""
+
+
+def _comments(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def test_saving_an_edited_pipeline_keeps_the_files_comments(tmp_path):
+    path = tmp_path / "commented.yaml"
+    path.write_text(COMMENTED)
+    p = load(path)
+    edit.rename_node(p, "paid_orders", "paid")
+    edit.add_sql_step(p, "SELECT count(*) AS n FROM per_user", "counted")
+    p.params["min_day"] = "2024-02-01"
+    model.save(p)
+    text = path.read_text()
+    assert _comments(text) == _comments(COMMENTED)
+    # The file holds exactly the edited pipeline, and a save without changes changes nothing.
+    assert dump(load(path)) == dump(p)
+    assert load(path).step("per_user").sql.startswith("SELECT user_id, sum(amount)")
+    model.save(load(path))
+    assert path.read_text() == text
+
+
+def test_deleted_node_takes_its_comments_with_it(tmp_path):
+    path = tmp_path / "commented.yaml"
+    path.write_text(COMMENTED)
+    p = load(path)
+    del p.outputs["per_user"]
+    model.save(p)
+    assert "# the dashboard reads this file" not in path.read_text()
+    assert _comments(path.read_text()) == _comments(COMMENTED)[:-1]
+
+
+@pytest.mark.parametrize("previous", [
+    # refused by the bounded loader: ruamel never reads it, the canonical text is written
+    "# c\na: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
+        for i in range(5)),
+    "# c\nversion: !!python/object/apply:os.system ['true']\n",
+    # one node, two places (an alias): keeping it would change the other place as well
+    "# c\nversion: 1\nname: x\nparams: &p {a: 1}\nsources:\n  s: {path: a.csv, options: *p}\n",
+])
+def test_comments_are_kept_only_from_a_file_the_loader_accepts_and_never_change_data(previous):
+    from builder.pipeline.roundtrip import keep_comments
+
+    p = loads_pipeline("version: 1\nname: x\nparams: {a: 2}\nsources:\n  s: {path: a.csv, "
+                       "options: {a: 1}}\n")
+    canonical = dump(p)
+    merged = keep_comments(previous, canonical)
+    assert loads_pipeline(merged) == p
+    if "python/object" in previous or "&b" in previous:
+        assert merged == canonical

@@ -141,3 +141,95 @@ def test_v1_keys_are_the_models_fields():
         if cls is Output:
             fields.add("path")
         assert fields == set(V1_KEYS[section]), section
+
+
+BROKEN = """\
+version: 1
+name: broken
+descripton: typo
+params:
+  ok: 1
+  bad name: 2
+  nested: [1, 2]
+sources:
+  a: {path: a.csv, fmt: csv, sample_key: [id, 3], options: 5}
+  b: {catalog: events, incremental: {by: updated_at, lookbak: 2 hours}}
+  c: {staging: runs, description: 7}
+  1d: {path: a.csv}
+  e: 5
+steps:
+  - id: s1
+    sql: 5
+    params: {x: 1}
+  - pattern: filter
+  - id: s3
+    pattern: filter
+    inputs: {a: 1}
+outputs:
+  s1: {path: out/s1.parquet, mod: append, primary_key: [1]}
+  s3: {staging: totals, mode: upsert, history: scd1, columns: [a]}
+"""
+
+
+def test_every_shape_problem_is_reported_at_its_line():
+    """Each part of the file is checked by its pydantic model (builder.pipeline.filemodel);
+    every problem keeps Dockyard's wording and the line of the key it is about."""
+    with pytest.raises(ConfigError) as ei:
+        loads_pipeline(BROKEN)
+    assert [(p.line, p.message) for p in ei.value.problems] == [
+        (3, "unknown key 'descripton' in the pipeline. Did you mean 'description'?"),
+        (6, "param 'bad name': names are letters, digits and '_'."),
+        (7, "param 'nested': a param value must be a single value (text, number, date) or "
+            "{env: VARIABLE_NAME}."),
+        (9, "unknown key 'fmt' in source 'a'. Did you mean 'format'?"),
+        (9, "'options' in source 'a' must be a mapping of reader options."),
+        (9, "'sample_key' in source 'a' must be a list of names."),
+        (10, "source 'b': unknown key 'lookbak' in 'incremental'. Did you mean 'lookback'?"),
+        (11, "'description' in source 'c' must be text, got a number."),
+        (11, "source 'c': staging table name 'runs' is reserved for the warehouse's own data. "
+             "Reserved: runs, staging_tables, staging, locks, cache, dockyard."),
+        (12, "source id '1d' is not a valid name: use letters, digits and '_', not starting "
+             "with a digit."),
+        (13, "source 'e' must be a mapping like {path: data/file.csv}."),
+        (16, "step 's1': 'sql' must be text (use 'sql: |' for several lines)."),
+        (17, "step 's1': 'params' belong to pattern steps; a SQL step uses {{ name }} for "
+             "pipeline params."),
+        (18, "step #2 has no 'id'. Add 'id: a_name'."),
+        (21, "step 's3': 'inputs' must be a list of source or step ids."),
+        (23, "unknown key 'mod' in output 's1'. Did you mean 'mode'?"),
+        (23, "'primary_key' in output 's1' must be a list of names."),
+        (24, "'columns' in output 's3' must map column names to descriptions."),
+        (24, "output 's3': mode 'upsert' is not supported. Valid values: replace, append, "
+             "merge."),
+        (24, "output 's3': history 'scd1' is not supported. Valid values: scd2."),
+    ]
+
+
+def test_v1_keys_come_from_the_pydantic_models():
+    from builder.pipeline import filemodel
+    from builder.pipeline.model import V1_KEYS
+
+    assert V1_KEYS == {"pipeline": tuple(filemodel.PipelineSpec.model_fields),
+                       "source": tuple(filemodel.SourceSpec.model_fields),
+                       "step": tuple(filemodel.StepSpec.model_fields),
+                       "output": tuple(filemodel.OutputSpec.model_fields)}
+
+
+def test_postgres_mappings_report_every_problem_at_their_line():
+    text = ("version: 1\nname: pg\nsources:\n"
+            "  s: {postgres: {table: t, tabel: x}}\n"
+            "steps:\n  - {id: one, sql: SELECT 1 AS id FROM s}\n"
+            "outputs:\n"
+            "  one: {postgres: {dsn: 'postgresql://u:pw@h/db', mode: 5, primary_key: [1]}}\n")
+    with pytest.raises(ConfigError) as ei:
+        loads_pipeline(text)
+    assert [(p.line, p.message) for p in ei.value.problems] == [
+        (4, "source 's': unknown key 'tabel' in 'postgres'. Did you mean 'table'?"),
+        (4, "source 's': 'postgres' needs 'dsn: {env: PG_DSN}' (the connection string, read "
+            "from an environment variable)."),
+        (8, "output 'one': 'dsn' holds a password in the pipeline file. Put the connection "
+            "string in an environment variable and write 'dsn: {env: PG_DSN}'."),
+        (8, "output 'one': 'postgres' needs 'table: schema.table' (the table to write)."),
+        (8, "output 'one': mode '5' is not supported. Valid values: replace, append, merge."),
+        (8, "output 'one': 'primary_key' must be a list of column names."),
+    ]

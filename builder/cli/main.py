@@ -62,10 +62,12 @@ def _load(args: argparse.Namespace) -> Any:
     from builder.pipeline.model import load
     from builder.plan.sandbox import prewarm, sandbox_dirs_for_paths
 
-    # The databases that planning types steps and reads source schemas on open in the
-    # background (~40 ms each) while this process loads the file and imports the compiler.
-    prewarm([()])
     pipeline = load(args.file)
+    # The databases that planning types steps and reads source schemas on open in the
+    # background (~40 ms each) while this process imports the compiler. Started after the
+    # load: a file that cannot be read ends the process at once, and a process that ends while
+    # a thread is inside DuckDB aborts (C++ terminate) instead of exiting with code 2.
+    prewarm([()])
     prewarm(sandbox_dirs_for_paths([pipeline.resolve(s.path)])
             for s in pipeline.sources.values() if s.path)
     sets = _parse_sets(getattr(args, "set", None) or [])

@@ -28,6 +28,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from builder.errors import ConfigError, did_you_mean
+from builder.pipeline.filemodel import HISTORIES, OUTPUT_MODES
 from builder.pipeline.model import (
     FORMATS,
     ID_RE,
@@ -40,8 +41,9 @@ from builder.pipeline.model import (
     valid,
 )
 from builder.pipeline.params import param_names
+from builder.pipeline.postgres_spec import spec_problems
+from builder.pipeline.sqltext import referenced_tables, too_deep_at
 from builder.pipeline.yamlio import loads
-from builder.plan import sqlcheck
 
 # Pipeline file names: a plain name, no folders, no dots (so nothing can escape the folder).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -153,8 +155,6 @@ def add_table_source(pipeline: Pipeline, source_id: str, kind: str, name: str) -
 
 def postgres_spec(where: str, spec: dict[str, Any], *, output: bool) -> dict[str, Any]:
     """A checked ``postgres:`` mapping (ConfigError with the first problem)."""
-    from builder.engines.postgres import spec_problems
-
     spec = {k: v for k, v in spec.items() if v not in (None, "", [])}
     problems = spec_problems(spec, where, output=output)
     if problems:
@@ -233,8 +233,6 @@ def set_output(pipeline: Pipeline, step_id: str, path: str | None) -> None:
             out.staging, out.mode, out.primary_key, out.history = None, "replace", [], None
 
 
-OUTPUT_MODES = ("replace", "append", "merge")
-HISTORIES = ("scd2",)
 
 
 def set_staging_output(pipeline: Pipeline, step_id: str, name: str) -> Output:
@@ -493,7 +491,7 @@ def reads(pipeline: Pipeline, step: Step) -> list[str]:
         return []
     known = set(pipeline.node_ids())
     out: list[str] = []
-    for t in sqlcheck.referenced_tables(tree):
+    for t in referenced_tables(tree):
         if t.name in known and t.name not in out and not t.args.get("db"):
             out.append(t.name)
     return out
@@ -670,7 +668,7 @@ def delete_node(pipeline: Pipeline, node: str) -> None:
 
 def _parse_sql(sql: str) -> exp.Query | None:
     text = _PARAM_RE.sub("NULL", sql)
-    if sqlcheck.nesting_issue(text):
+    if too_deep_at(text):
         return None  # too deep for sqlglot; validation says so next to the step
     try:
         tree = sqlglot.parse_one(text, dialect="duckdb")

@@ -3,20 +3,42 @@ the app's session state or a test.
 
 ``load(path)`` reads pipeline file version 1 into :class:`Pipeline`; ``dump(pipeline)`` writes it
 back in the same key order it was read in, so saving an unchanged pipeline changes nothing.
-Shape checks (unknown keys, wrong types, duplicate ids) happen here and are collected together;
-graph, pattern and SQL checks are in :mod:`builder.validate`.
+Shape checks (unknown keys, wrong types, duplicate ids) happen here, with the pydantic models of
+:mod:`builder.pipeline.filemodel`, and are collected together; graph, pattern and SQL checks
+are in :mod:`builder.plan`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
+from builder.pipeline.filemodel import (  # noqa: F401 - the file's names, read from here
+    FORMATS,
+    ID_RE,
+    MAX_STAGING_NAME,
+    OUTPUT_KEYS,
+    PIPELINE_KEYS,
+    RESERVED_STAGING,
+    SOURCE_KEYS,
+    STAGING_RE,
+    STEP_KEYS,
+    VERSION,
+    OutputSpec,
+    PipelineSpec,
+    Problems,
+    SourceSpec,
+    StepSpec,
+    check,
+    infer_format,
+    is_env_ref,
+    staging_name_problem,
+    valid,
+)
+from builder.pipeline.roundtrip import keep_comments
 from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
@@ -26,47 +48,10 @@ from builder.pipeline.yamlio import (
     read_text_file,
 )
 
-VERSION = 1
-FORMATS = ("parquet", "csv", "json")
-_EXT_FORMATS = {
-    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json",
-}
-ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# A staging table is the file <warehouse>/staging/NAME.parquet and a view NAME in the warehouse
-# database: a name is a file name and an identifier, so no '/', '.' or '..' can leave the folder.
-STAGING_RE = re.compile(r"^[A-Za-z0-9_]+$")
-# Names of what the warehouse holds itself (its folders, its database's tables): a staging
-# table of one of these names would stand for them in the warehouse database or next to them.
-RESERVED_STAGING = ("runs", "staging_tables", "staging", "locks", "cache", "dockyard")
-
-# Allowed keys per section, in canonical order (new keys are written in this order).
-PIPELINE_KEYS = ("version", "name", "description", "params", "sources", "steps", "outputs")
-SOURCE_KEYS = ("description", "path", "format", "options", "catalog", "staging", "postgres",
-               "sample_key", "pii_access", "incremental")
-INCREMENTAL_KEYS = ("by", "lookback")
-STEP_KEYS = ("id", "description", "pattern", "inputs", "params", "sql")
-OUTPUT_KEYS = ("description", "path", "format", "staging", "postgres", "mode", "primary_key",
-               "history", "owner", "columns")
-# Every key of the v1 file by section: the app edits each of them (a test walks this table
-# and the dataclasses below, so a new key cannot be added without its place in the app).
+# The file's keys and rules are pydantic models (builder.pipeline.filemodel); these names are
+# the ones the rest of Dockyard reads from here.
 V1_KEYS: dict[str, tuple[str, ...]] = {"pipeline": PIPELINE_KEYS, "source": SOURCE_KEYS,
                                        "step": STEP_KEYS, "output": OUTPUT_KEYS}
-
-
-def is_env_ref(value: Any) -> bool:
-    """True for a ``{env: NAME}`` param value (a reference to an environment variable)."""
-    return isinstance(value, dict) and list(value) == ["env"] and isinstance(value["env"], str) \
-        and bool(value["env"])
-
-
-def infer_format(path: str) -> str | None:
-    """File format from the extension (``.csv.gz`` counts as csv), or None."""
-    name = path.lower()
-    for comp in (".gz", ".zst", ".bz2"):
-        if name.endswith(comp):
-            name = name[: -len(comp)]
-    return _EXT_FORMATS.get(Path(name).suffix)
 
 
 @dataclass
@@ -234,7 +219,11 @@ def loads_pipeline(text: str, path: Path | None = None) -> Pipeline:
 
 
 def from_dict(data: Any, path: Path | None = None) -> Pipeline:
-    """Build a :class:`Pipeline` from parsed YAML, collecting every shape problem."""
+    """Build a :class:`Pipeline` from parsed YAML, collecting every shape problem.
+
+    Each part (the top level, each source, step and output) is validated with its model in
+    :mod:`builder.pipeline.filemodel`; every problem gets the line of the key it is about.
+    """
     file = str(path) if path else None
     pc = ProblemCollector(file=file)
     if data is None:
@@ -244,35 +233,17 @@ def from_dict(data: Any, path: Path | None = None) -> Pipeline:
         raise ConfigError("a pipeline file must be a mapping with 'version', 'name' and 'steps'.",
                           file=file, line=1)
     d = _as_linedict(data)
-    _check_keys(pc, d, PIPELINE_KEYS, "the pipeline")
-    version = d.get("version", VERSION)
-    if version != VERSION:
-        pc.add(f"'version' is {version!r}; this Dockyard reads version {VERSION}.",
-               line=d.line_of("version"))
-    name = d.get("name")
-    if name is None:
-        name = path.stem if path else "pipeline"
-    elif not isinstance(name, str) or not name.strip():
-        pc.add("'name' must be a non-empty string.", line=d.line_of("name"))
-        name = str(name)
-    description = _opt_str(pc, d, "description", "the pipeline")
-
-    params = d.get("params") or {}
-    if not isinstance(params, dict):
-        pc.add("'params' must be a mapping of name: value.", line=d.line_of("params"))
-        params = {}
-    for k, v in params.items():
-        if not ID_RE.match(str(k)):
-            pc.add(f"param '{k}': names are letters, digits and '_'.", line=_line(params, k))
-        if is_env_ref(v):
-            continue
-        if isinstance(v, (dict, list)):
-            pc.add(f"param '{k}': a param value must be a single value (text, number, date) "
-                   "or {env: VARIABLE_NAME}.", line=_line(params, k))
-
-    sources = _parse_sources(pc, d)
-    steps = _parse_steps(pc, d)
-    outputs = _parse_outputs(pc, d)
+    # An empty section ('steps:' with nothing under it) is no section.
+    top_raw = LineDict({k: v for k, v in d.items()
+                        if not (k in ("params", "sources", "steps", "outputs") and not v)})
+    top, problems = check(PipelineSpec, top_raw, "the pipeline")
+    _add(pc, problems, d)
+    name = top.name if top.name is not None else (path.stem if path else "pipeline")
+    params = dict(d["params"]) if top.params else {}
+    # The sections as read (pydantic's copies would drop the line of each key).
+    sources = _parse_sources(pc, d, d["sources"] if top.sources else {})
+    steps = _parse_steps(pc, d, d["steps"] if top.steps else [])
+    outputs = _parse_outputs(pc, d, d["outputs"] if top.outputs else {})
     seen: dict[str, str] = {}
     for sid in sources:
         seen[sid] = "source"
@@ -284,7 +255,7 @@ def from_dict(data: Any, path: Path | None = None) -> Pipeline:
         seen[st.id] = "step"
     pc.raise_if_errors(ConfigError)
     return Pipeline(
-        name=name, version=VERSION, description=description, params=dict(params),
+        name=str(name), version=VERSION, description=top.description, params=params,
         params_line=d.line_of("params") if isinstance(d, LineDict) else None,
         sources=sources, steps=steps, outputs=outputs, path=path, key_order=list(d.keys()),
     )
@@ -302,59 +273,18 @@ def _line(d: Any, key: str) -> int | None:
     return d.line_of(key) if isinstance(d, LineDict) else None
 
 
-def _check_keys(pc: ProblemCollector, d: dict, allowed: tuple[str, ...], where: str,  # type: ignore[type-arg]
-                step: str | None = None) -> None:
-    for key in d:
-        if key not in allowed:
-            pc.add(f"unknown key '{key}' in {where}." + (did_you_mean(str(key), allowed) or
-                   " Allowed keys: " + ", ".join(allowed) + "."),
-                   line=_line(d, key), step=step)
+def _add(pc: ProblemCollector, problems: Problems, part: dict, line: int | None = None,  # type: ignore[type-arg]
+         step: str | None = None) -> None:
+    """Problems of one part, each at the line of its key (``a.b``: key b inside a's value)."""
+    for message, key in problems:
+        at = line
+        if key is not None:
+            first, _, rest = key.partition(".")
+            at = _line(part.get(first), rest) if rest else _line(part, first)
+        pc.add(message, line=at if at is not None else line, step=step)
 
 
-def _opt_str(pc: ProblemCollector, d: dict, key: str, where: str,  # type: ignore[type-arg]
-             step: str | None = None) -> str | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        pc.add(f"'{key}' in {where} must be text, got {_type_name(v)}.", line=_line(d, key),
-               step=step)
-        return str(v)
-    return v
-
-
-def _str_list(pc: ProblemCollector, d: dict, key: str, where: str,  # type: ignore[type-arg]
-              step: str | None = None) -> list[str]:
-    v = d.get(key)
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        pc.add(f"'{key}' in {where} must be a list of names.", line=_line(d, key), step=step)
-        return []
-    return list(v)
-
-
-def _type_name(v: Any) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, dt.date):
-        return "a date"
-    if isinstance(v, list):
-        return "a list"
-    if isinstance(v, dict):
-        return "a mapping"
-    return "text"
-
-
-def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
-    raw = d.get("sources") or {}
-    if not isinstance(raw, dict):
-        pc.add("'sources' must be a mapping of id: {path: ...}.", line=d.line_of("sources"))
-        return {}
+def _parse_sources(pc: ProblemCollector, d: LineDict, raw: dict) -> dict[str, Source]:  # type: ignore[type-arg]
     out: dict[str, Source] = {}
     for sid, spec in raw.items():
         line = _line(raw, sid)
@@ -369,108 +299,23 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
             pc.add(f"{where} must be a mapping like {{path: data/file.csv}}.", line=line)
             continue
         spec = _as_linedict(spec)
-        _check_keys(pc, spec, SOURCE_KEYS, where)
-        src = Source(
-            id=str(sid), path=_opt_str(pc, spec, "path", where),
-            format=_opt_str(pc, spec, "format", where),
-            description=_opt_str(pc, spec, "description", where),
-            catalog=_opt_str(pc, spec, "catalog", where),
-            staging=_opt_str(pc, spec, "staging", where),
-            sample_key=_str_list(pc, spec, "sample_key", where),
-            pii_access=_str_list(pc, spec, "pii_access", where),
-            incremental=_incremental(pc, spec, where),
+        checked, problems = check(SourceSpec, spec, where)
+        _add(pc, problems, spec, line)
+        inc = checked.incremental
+        out[str(sid)] = Source(
+            id=str(sid), path=checked.path, format=checked.format,
+            description=checked.description, options=dict(checked.options or {}),
+            catalog=checked.catalog, staging=checked.staging,
+            postgres=_plain(spec["postgres"]) if spec.get("postgres") is not None else None,
+            sample_key=list(checked.sample_key or []), pii_access=list(checked.pii_access or []),
+            incremental=None if inc is None else {
+                k: str(v) for k, v in inc.model_dump().items() if v is not None},
             line=line, key_order=list(spec.keys()),
         )
-        _check_place(pc, src.path, src.staging, spec, where)
-        opts = spec.get("options") or {}
-        if not isinstance(opts, dict):
-            pc.add(f"'options' in {where} must be a mapping of reader options.",
-                   line=spec.line_of("options"))
-        else:
-            src.options = dict(opts)
-        if spec.get("postgres") is not None:
-            from builder.engines.postgres import spec_problems
-
-            src.postgres = _plain(spec["postgres"])
-            for message in spec_problems(src.postgres, where, output=False):
-                pc.add(message, line=spec.line_of("postgres"))
-        kinds = [k for k in ("path", "catalog", "staging", "postgres") if spec.get(k) is not None]
-        if len(kinds) != 1:
-            pc.add(f"{where} needs exactly one of 'path', 'catalog', 'staging' or 'postgres'"
-                   + (f" (got {', '.join(kinds)})." if kinds else "."), line=line)
-        if src.staging is not None and (bad := staging_name_problem(src.staging)):
-            pc.add(f"{where}: {bad}", line=spec.line_of("staging"))
-        if src.format is not None and src.format not in FORMATS:
-            pc.add(f"{where}: format '{src.format}' is not supported." + valid(FORMATS),
-                   line=spec.line_of("format"))
-        elif src.path and not src.resolved_format:
-            pc.add(f"{where}: cannot tell the format of '{src.path}' from its extension. "
-                   "Add 'format: csv', 'parquet' or 'json'.", line=spec.line_of("path"))
-        out[str(sid)] = src
     return out
 
 
-def staging_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a staging table name, or None when it can."""
-    if not STAGING_RE.match(name):
-        return (f"staging table name '{name}' is not valid: use letters, digits and '_' only "
-                "(it names a file in the warehouse).")
-    if name.lower() in RESERVED_STAGING:
-        return (f"staging table name '{name}' is reserved for the warehouse's own data. "
-                "Reserved: " + ", ".join(RESERVED_STAGING) + ".")
-    return None
-
-
-# Staging table names become identifiers in other databases and file names in the warehouse:
-# PostgreSQL cuts identifiers at 63 bytes, the strictest of the common databases.
-MAX_STAGING_NAME = 63
-
-
-def _check_place(pc: ProblemCollector, path: str | None, staging: str | None, spec: LineDict,
-                 where: str) -> None:
-    """A path no file system can open, or a staging name too long to be a table name."""
-    if path is not None and not path.strip():
-        pc.add(f"'path' in {where} is empty: give a file path, e.g. data/orders.csv.",
-               line=spec.line_of("path"))
-    elif path is not None and "\0" in path:
-        pc.add(f"'path' in {where} contains a NUL character (\\0), which no file name can "
-               "hold. Remove it.", line=spec.line_of("path"))
-    if staging is not None and len(staging) > MAX_STAGING_NAME:
-        pc.add(f"staging table name '{staging[:20]}...' in {where} has {len(staging)} "
-               f"characters; the limit is {MAX_STAGING_NAME} (PostgreSQL's, the strictest of "
-               "common databases). Choose a shorter name.", line=spec.line_of("staging"))
-
-
-def _incremental(pc: ProblemCollector, spec: LineDict, where: str) -> dict[str, str] | None:
-    raw = spec.get("incremental")
-    if raw is None:
-        return None
-    line = spec.line_of("incremental")
-    if not isinstance(raw, dict):
-        pc.add(f"{where}: 'incremental' must be a mapping like {{by: updated_at, lookback: "
-               "2 hours}.", line=line)
-        return None
-    if spec.get("catalog") is None:
-        pc.add(f"{where}: 'incremental' reads a catalog entry by its event_time: use it on a "
-               "{catalog: NAME} source.", line=line)
-    unknown = [k for k in raw if k not in INCREMENTAL_KEYS]
-    if unknown:
-        pc.add(f"{where}: unknown key '{unknown[0]}' in 'incremental'."
-               + (did_you_mean(str(unknown[0]), INCREMENTAL_KEYS) or valid(INCREMENTAL_KEYS)),
-               line=line)
-    return {str(k): str(v) for k, v in raw.items() if k in INCREMENTAL_KEYS and v is not None}
-
-
-def valid(values: tuple[str, ...] | list[str]) -> str:
-    return " Valid values: " + ", ".join(values) + "."
-
-
-def _parse_steps(pc: ProblemCollector, d: LineDict) -> list[Step]:
-    raw = d.get("steps") or []
-    if not isinstance(raw, list):
-        pc.add("'steps' must be a list of steps (each starting with '- id: ...').",
-               line=d.line_of("steps"))
-        return []
+def _parse_steps(pc: ProblemCollector, d: LineDict, raw: list) -> list[Step]:  # type: ignore[type-arg]
     steps: list[Step] = []
     for i, spec in enumerate(raw):
         if not isinstance(spec, dict):
@@ -487,51 +332,23 @@ def _parse_steps(pc: ProblemCollector, d: LineDict) -> list[Step]:
             pc.add(f"step id '{sid}' is not a valid name: use letters, digits and '_', "
                    "not starting with a digit.", line=spec.line_of("id"), step=sid)
         where = f"step '{sid}'"
-        _check_keys(pc, spec, STEP_KEYS, where, step=sid)
-        pattern = _opt_str(pc, spec, "pattern", where, step=sid)
-        sql = spec.get("sql")
-        if sql is not None and not isinstance(sql, str):
-            pc.add(f"{where}: 'sql' must be text (use 'sql: |' for several lines).",
-                   line=spec.line_of("sql"), step=sid)
-            sql = str(sql)
-        if (pattern is None) == (sql is None):
-            pc.add(f"{where} needs either 'pattern' (with 'params') or 'sql', not "
-                   + ("both." if pattern is not None else "neither."), line=line, step=sid)
-        params = spec.get("params")
-        param_lines: dict[str, int] = {}
-        if params is None:
-            params = {}
-        elif not isinstance(params, dict):
-            pc.add(f"{where}: 'params' must be a mapping of name: value.",
-                   line=spec.line_of("params"), step=sid)
-            params = {}
-        else:
-            param_lines = {k: v for k, v in getattr(params, "key_lines", {}).items()}
-        if sql is not None and params:
-            pc.add(f"{where}: 'params' belong to pattern steps; a SQL step uses "
-                   "{{ name }} for pipeline params.", line=spec.line_of("params"), step=sid)
-        inputs = spec.get("inputs")
-        if inputs is not None:
-            if isinstance(inputs, str):
-                inputs = [inputs]
-            if not isinstance(inputs, list) or not all(isinstance(x, str) for x in inputs):
-                pc.add(f"{where}: 'inputs' must be a list of source or step ids.",
-                       line=spec.line_of("inputs"), step=sid)
-                inputs = []
-            inputs = list(inputs)
+        checked, problems = check(StepSpec, LineDict({k: v for k, v in spec.items()
+                                                      if k != "id"}), where)
+        _add(pc, problems, spec, line, step=sid)
+        params = checked.params or {}
         steps.append(Step(
-            id=sid, pattern=pattern, params=_plain(params), sql=sql, inputs=inputs,
-            description=_opt_str(pc, spec, "description", where, step=sid), line=line,
-            param_lines=param_lines, key_order=list(spec.keys()),
+            id=sid, pattern=checked.pattern, params=_plain(params),
+            sql=checked.sql if checked.sql is not None else (
+                None if spec.get("sql") is None else str(spec["sql"])),
+            inputs=None if checked.inputs is None else list(checked.inputs),
+            description=checked.description, line=line,
+            param_lines=dict(getattr(spec.get("params"), "key_lines", {})),
+            key_order=list(spec.keys()),
         ))
     return steps
 
 
-def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
-    raw = d.get("outputs") or {}
-    if not isinstance(raw, dict):
-        pc.add("'outputs' must be a mapping of step_id: {path: ...}.", line=d.line_of("outputs"))
-        return {}
+def _parse_outputs(pc: ProblemCollector, d: LineDict, raw: dict) -> dict[str, Output]:  # type: ignore[type-arg]
     out: dict[str, Output] = {}
     for sid, spec in raw.items():
         line = _line(raw, sid)
@@ -543,51 +360,16 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
             pc.add(f"{where} must be a mapping like {{path: out/file.parquet}}.", line=line)
             continue
         spec = _as_linedict(spec)
-        _check_keys(pc, spec, OUTPUT_KEYS, where)
-        o = Output(
-            step=str(sid), path=_opt_str(pc, spec, "path", where),
-            format=_opt_str(pc, spec, "format", where),
-            staging=_opt_str(pc, spec, "staging", where),
-            mode=_opt_str(pc, spec, "mode", where) or "replace",
-            primary_key=_str_list(pc, spec, "primary_key", where),
-            history=_opt_str(pc, spec, "history", where),
-            description=_opt_str(pc, spec, "description", where),
-            owner=_opt_str(pc, spec, "owner", where),
+        checked, problems = check(OutputSpec, spec, where)
+        _add(pc, problems, spec, line)
+        out[str(sid)] = Output(
+            step=str(sid), path=checked.path, format=checked.format, staging=checked.staging,
+            postgres=_plain(spec["postgres"]) if spec.get("postgres") is not None else None,
+            mode=checked.mode or "replace", primary_key=list(checked.primary_key or []),
+            history=checked.history, description=checked.description, owner=checked.owner,
+            columns={str(k): str(v) for k, v in (checked.columns or {}).items()},
             line=line, key_order=list(spec.keys()),
         )
-        _check_place(pc, o.path, o.staging, spec, where)
-        cols = spec.get("columns") or {}
-        if isinstance(cols, dict):
-            o.columns = {str(k): str(v) for k, v in cols.items()}
-        else:
-            pc.add(f"'columns' in {where} must map column names to descriptions.",
-                   line=spec.line_of("columns"))
-        if spec.get("postgres") is not None:
-            from builder.engines.postgres import spec_problems
-
-            o.postgres = _plain(spec["postgres"])
-            for message in spec_problems(o.postgres, where, output=True):
-                pc.add(message, line=spec.line_of("postgres"))
-            moved = [k for k in ("mode", "primary_key", "history") if k in spec]
-            if moved:
-                pc.add(f"{where}: '{moved[0]}' of a postgres output goes inside 'postgres:' "
-                       "(history is not supported there).", line=spec.line_of(moved[0]))
-        kinds = [k for k in ("path", "staging", "postgres") if spec.get(k) is not None]
-        if len(kinds) != 1:
-            pc.add(f"{where} needs exactly one of 'path' (a file), 'staging' (a warehouse "
-                   "table) or 'postgres' (a PostgreSQL table).", line=line)
-        if o.path and o.resolved_format not in ("parquet", "csv", "json"):
-            pc.add(f"{where}: cannot tell the format of '{o.path}'. Use a .parquet, .csv or "
-                   ".json name, or add 'format:'.", line=spec.line_of("path"))
-        if o.staging is not None and (bad := staging_name_problem(o.staging)):
-            pc.add(f"{where}: {bad}", line=spec.line_of("staging"))
-        if o.mode not in ("replace", "append", "merge"):
-            pc.add(f"{where}: mode '{o.mode}' is not supported."
-                   + valid(["replace", "append", "merge"]), line=spec.line_of("mode"))
-        if o.history not in (None, "scd2"):
-            pc.add(f"{where}: history '{o.history}' is not supported. Valid values: scd2.",
-                   line=spec.line_of("history"))
-        out[str(sid)] = o
     return out
 
 
@@ -640,18 +422,28 @@ def to_dict(p: Pipeline) -> dict[str, Any]:
     return _ordered(top, p.key_order, PIPELINE_KEYS)
 
 
-def dump(p: Pipeline) -> str:
-    """The pipeline as YAML text (stable: dump(load(dump(p))) == dump(p))."""
-    return dumps(to_dict(p))
+def dump(p: Pipeline, previous: str | None = None) -> str:
+    """The pipeline as YAML text (stable: dump(load(dump(p))) == dump(p)).
+
+    ``previous`` is the text the pipeline was read from: its comments are kept where their keys
+    still are (see :mod:`builder.pipeline.roundtrip`).
+    """
+    text = dumps(to_dict(p))
+    return keep_comments(previous, text) if previous else text
 
 
 def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = None,
-         force: bool = False) -> Path:
+         force: bool = False, previous: str | None = None, text: str | None = None) -> Path:
     """Write the pipeline atomically to ``path`` (default: where it was loaded from).
 
     ``expected`` is the file's text when it was loaded (or last saved): if the file now holds
     something else (another tab, an editor, a git pull), nothing is written and a ConfigError
     says so, unless ``force``. Without ``expected`` the file is written unconditionally.
+
+    The comments of ``previous`` (default: ``expected``, else the file itself when the pipeline
+    is saved where it was loaded from; ``""``: none) are kept, so a file edited by hand and then
+    in the app keeps its comments. ``text``: the text to write, already made with
+    ``dump(p, previous)`` (reading a file for its comments takes a while on a big one).
     """
     target = Path(path) if path else p.path
     if target is None:
@@ -661,8 +453,23 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
                           "an editor or a git pull). Save under another name, reopen it to get "
                           "the other changes, or confirm to replace them with yours.",
                           file=str(target))
-    atomic_write_text(target, dump(p))
+    if text is None:
+        if previous is None:
+            previous = expected if expected is not None else _own_file_text(p, target)
+        text = dump(p, previous)
+    atomic_write_text(target, text)
     return target
+
+
+def _own_file_text(p: Pipeline, target: Path) -> str | None:
+    """The text of ``target`` when it is the file ``p`` was loaded from, else None."""
+    if p.path is None or not target.exists() or \
+            Path(os.path.realpath(target)) != Path(os.path.realpath(p.path)):
+        return None
+    try:
+        return read_text_file(target)
+    except ConfigError:
+        return None
 
 
 def changed_on_disk(path: Path, expected: str) -> bool:

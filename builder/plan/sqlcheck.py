@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
 
 from builder.errors import did_you_mean
+from builder.pipeline.sqltext import MAX_SQL_DEPTH, referenced_tables, too_deep_at
 
 # Table-valued functions that only generate values; anything else in FROM (read_csv, glob, ...)
 # would bypass the declared sources and the sandbox.
@@ -36,10 +36,6 @@ FORBIDDEN_FUNCTIONS = frozenset({
 })
 
 
-# sqlglot parses, prints and optimises a query recursively, ~25 Python frames per level of
-# parentheses: past about 40 levels it exhausts Python's stack (RecursionError). Queries people
-# write nest a handful of levels; deeper text is refused before parsing, with its position.
-MAX_SQL_DEPTH = 32
 NESTED_TOO_DEEP = f"nested more than {MAX_SQL_DEPTH} levels deep (parentheses or subqueries)"
 TOO_DEEP = f"the SQL is {NESTED_TOO_DEEP}. Move inner parts into CTEs (WITH) or earlier steps."
 _TOO_DEEP_TO_PARSE = "the SQL is nested too deeply to parse. Simplify it or split it into steps."
@@ -59,21 +55,8 @@ def nesting_issue(sql: str) -> SqlIssue | None:
 
     Counted on sqlglot's tokens, so parentheses in strings and comments do not count.
     """
-    if sql.count("(") <= MAX_SQL_DEPTH:
-        return None  # cannot be deeper: skip tokenizing
-    try:
-        tokens = sqlglot.tokenize(sql, read="duckdb")
-    except (TokenError, ParseError):
-        return None  # the parser reports it
-    depth = 0
-    for tok in tokens:
-        if tok.token_type == TokenType.L_PAREN:
-            depth += 1
-            if depth > MAX_SQL_DEPTH:
-                return SqlIssue(TOO_DEEP, tok.line, tok.col)
-        elif tok.token_type == TokenType.R_PAREN:
-            depth = max(0, depth - 1)
-    return None
+    at = too_deep_at(sql)
+    return SqlIssue(TOO_DEEP, *at) if at else None
 
 
 def parse_query(sql: str) -> tuple[exp.Query | None, SqlIssue | None]:
@@ -213,21 +196,6 @@ def _pos_of_first_token(sql: str) -> tuple[int, int]:
         if line.strip():
             return i, len(line) - len(line.lstrip()) + 1
     return 1, 1
-
-
-def referenced_tables(query: exp.Expr) -> list[exp.Table]:
-    """Tables the query reads from outside itself (CTE names it defines are excluded)."""
-    cte_names: set[str] = set()
-    for cte in query.find_all(exp.CTE):
-        cte_names.add(cte.alias_or_name)
-    seen: list[exp.Table] = []
-    for table in query.find_all(exp.Table):
-        if isinstance(table.this, exp.Func) or isinstance(table.this, exp.Anonymous):
-            continue
-        if not table.name or (not table.args.get("db") and table.name in cte_names):
-            continue
-        seen.append(table)
-    return seen
 
 
 def table_functions(query: exp.Expr) -> list[tuple[str, exp.Expr]]:

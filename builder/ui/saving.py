@@ -78,8 +78,11 @@ def _save() -> None:
     p.path = target
     # The file we opened may have been changed meanwhile (another tab, a git pull).
     expected = state.disk_text() if same_file else None
-    save(p, target, expected=expected, force=bool(st.session_state.get("dy_overwrite")))
-    state.mark_saved(p)
+    # The comments of the file the pipeline was opened from are kept ("": a new pipeline).
+    text = dump(p, state.disk_text() or "")
+    save(p, target, expected=expected, force=bool(st.session_state.get("dy_overwrite")),
+         text=text)
+    state.mark_saved(p, text)
     st.session_state["dy_overwrite"] = False
     state.flash("success", f"Saved to '{display_path(target)}'. Run it with: "
                 f"dockyard run {display_path(target)}")
@@ -94,8 +97,9 @@ def _duplicate() -> None:
     if target.exists():
         raise ConfigError(f"'{display_path(target)}' already exists: choose another name.")
     copy = edit.duplicate(p, name, state.pipelines_dir())
-    save(copy, target)
-    state.set_pipeline(copy, dump(copy), dump(copy))
+    text = dump(copy, state.disk_text() or "")
+    save(copy, target, text=text)
+    state.set_pipeline(copy, dump(copy), text)
     state.flash("success", f"Duplicated to '{display_path(target)}' (now editing the copy).")
 
 

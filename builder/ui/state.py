@@ -64,9 +64,11 @@ def set_pipeline(p: Pipeline, saved_text: str | None, disk: str | None = None) -
     st.session_state[SELECTED] = p.steps[-1].id if p.steps else (nodes[0] if nodes else None)
 
 
-def mark_saved(p: Pipeline) -> None:
+def mark_saved(p: Pipeline, disk: str | None = None) -> None:
+    """``p`` was saved; ``disk`` is the text written (with the file's comments kept), if not
+    plain ``dump(p)``."""
     st.session_state[SAVED_TEXT] = dump(p)
-    st.session_state[DISK_TEXT] = st.session_state[SAVED_TEXT]
+    st.session_state[DISK_TEXT] = disk if disk is not None else st.session_state[SAVED_TEXT]
 
 
 def disk_text() -> str | None:

@@ -9,6 +9,8 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlglot import exp
+
 from builder.errors import ConfigError, did_you_mean
 from builder.pipeline.model import Pipeline, Source
 from builder.pipeline.project import Project
@@ -111,7 +113,6 @@ def sample_rows(project: Project, kind: str, name: str, limit: int = 20) -> pd.D
 
 def freshness(project: Project, name: str) -> dict[str, Any] | None:
     """Newest event_time of a catalog entry, its age and whether it meets 'freshness'."""
-    from builder.engines.duckdb import q
     from builder.engines.preview import Previewer
     from builder.pipeline.catalog import load_catalog
     from builder.plan.compiler import plan
@@ -126,8 +127,9 @@ def freshness(project: Project, name: str) -> dict[str, Any] | None:
     with Previewer() as pv:
         table = pv.ensure(p, next(iter(p.sources)))
         con = pv._connection(p)
-        newest = con.execute(f"SELECT max({q(entry.event_time or '')}) FROM {q(table)}"
-                             ).fetchall()[0][0]
+        newest_sql = exp.select(exp.func("max", exp.column(entry.event_time or "", quoted=True))
+                                ).from_(exp.Table(this=exp.to_identifier(table, quoted=True)))
+        newest = con.execute(newest_sql.sql("duckdb")).fetchall()[0][0]
     info: dict[str, Any] = {"event_time": entry.event_time, "newest": newest,
                             "freshness": entry.freshness}
     if isinstance(newest, dt.datetime | dt.date):

@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlglot import exp
+
 from builder.background import CONFIG
 from builder.duckdb_native import duckdb
-from builder.engines.duckdb import q, write_file
+from builder.engines.duckdb import write_file
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.locks import (
     WAIT_ENV,
@@ -130,8 +132,7 @@ def _connect_file(path: Path, read_only: bool,
                   host: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
     if host is None:
         return duckdb.connect(str(path), read_only=read_only, config=CONFIG)
-    host.execute(f"ATTACH {_lit(str(path))} AS warehouse"
-                 + (" (READ_ONLY)" if read_only else ""))
+    host.execute("ATTACH ? AS warehouse" + (" (READ_ONLY)" if read_only else ""), [str(path)])
     host.execute("USE warehouse")
     return host
 
@@ -175,8 +176,8 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
 def _write_table(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output, target: Path,
                  run_started: dt.datetime, where: str) -> int:
     """The new table (per mode and history) written over ``target``; its row count."""
-    step = q(out.step)
-    cols = [r[0] for r in con.execute(f"DESCRIBE {step}").fetchall()]
+    step = _table(out.step)
+    cols = [r[0] for r in con.execute(exp.Describe(this=step).sql("duckdb")).fetchall()]
     if out.primary_key:
         missing = [k for k in out.primary_key if k not in cols]
         if missing:
@@ -185,47 +186,72 @@ def _write_table(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output, target
                                  file=plan.pipeline.file)
         _check_unique(con, step, out.primary_key, where, plan)
     exists = target.exists()
-    old = f"read_parquet({_lit(str(target))})"
+    old = _parquet(target)
+    query: exp.Query
     if out.history == "scd2":
-        sql = _scd2_sql(con, step, old if exists else None, cols, out.primary_key, run_started)
+        query = _scd2_query(step, old if exists else None, cols, out.primary_key, run_started)
     elif out.mode == "replace" or not exists:
-        sql = f"SELECT * FROM {step}"
+        query = exp.select("*").from_(step)
     else:
-        old_cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]
+        old_cols = [r[0] for r in con.execute(
+            exp.Describe(this=exp.select("*").from_(old)).sql("duckdb")).fetchall()]
         if sorted(old_cols) != sorted(cols):
             raise ExecutionError(
                 f"{where}: the result's columns ({', '.join(cols)}) differ from the "
                 f"table's ({', '.join(old_cols)}); {out.mode} needs the same columns. Use "
                 "mode: replace once to change the table's shape.", file=plan.pipeline.file)
         if out.mode == "append":
-            sql = f"SELECT {_cols(cols)} FROM {old} UNION ALL SELECT {_cols(cols)} FROM {step}"
+            query = exp.union(exp.select(*_cols(cols)).from_(old),
+                              exp.select(*_cols(cols)).from_(step), distinct=False)
         else:  # merge: new rows replace old rows with the same key, others are kept
-            match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in out.primary_key)
-            sql = (f"SELECT {_cols(cols)} FROM {old} AS o WHERE NOT EXISTS "
-                   f"(SELECT 1 FROM {step} AS s WHERE {match}) "
-                   f"UNION ALL SELECT {_cols(cols)} FROM {step}")
-    return write_file(con, sql, str(target), "parquet")
+            match = _match(out.primary_key)
+            query = exp.union(
+                exp.select(*_cols(cols)).from_(exp.alias_(old, "o", table=True)).where(
+                    exp.not_(_exists(exp.select("1").from_(exp.alias_(step.copy(), "s",
+                                                                      table=True)).where(match)))),
+                exp.select(*_cols(cols)).from_(step), distinct=False)
+    return write_file(con, query.sql("duckdb"), str(target), "parquet")
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+# Warehouse SQL is built as sqlglot expressions: names become quoted identifiers and paths
+# string literals, so a step, column or file name can hold any character.
+
+def _table(name: str) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name, quoted=True))
 
 
-def _cols(cols: list[str]) -> str:
-    return ", ".join(q(c) for c in cols)
+def _parquet(path: Path | str) -> exp.Table:
+    """``read_parquet('path')`` as a table (so it can take an alias)."""
+    return exp.Table(this=exp.Anonymous(this="read_parquet",
+                                        expressions=[exp.Literal.string(str(path))]))
 
 
-def _check_unique(con: duckdb.DuckDBPyConnection, step: str, keys: list[str], where: str,
+def _cols(cols: list[str], table: str | None = None) -> list[exp.Column]:
+    return [exp.column(c, table=table, quoted=True) for c in cols]
+
+
+def _match(keys: list[str]) -> exp.Expr:
+    """``s.k = o.k AND ...``: a row of the result (s) and of the table (o) with the same key."""
+    return exp.and_(*(exp.EQ(this=exp.column(k, table="s", quoted=True),
+                             expression=exp.column(k, table="o", quoted=True)) for k in keys))
+
+
+def _exists(query: exp.Query) -> exp.Exists:
+    return exp.Exists(this=query)
+
+
+def _check_unique(con: duckdb.DuckDBPyConnection, step: exp.Table, keys: list[str], where: str,
                   plan: Plan) -> None:
-    key_sql = _cols(keys)
-    nulls = " OR ".join(f"{q(k)} IS NULL" for k in keys)
-    n_null = con.execute(f"SELECT count(*) FROM {step} WHERE {nulls}").fetchall()[0][0]
+    nulls = exp.or_(*(exp.column(k, quoted=True).is_(exp.null()) for k in keys))
+    n_null = con.execute(exp.select("count(*)").from_(step).where(nulls).sql("duckdb")
+                         ).fetchall()[0][0]
     if n_null:
         raise ExecutionError(f"{where}: {n_null} rows have a NULL primary key "
                              f"({', '.join(keys)}). Filter them out or fill them first.",
                              file=plan.pipeline.file)
-    dup = con.execute(f"SELECT {key_sql}, count(*) AS n FROM {step} GROUP BY ALL "
-                      "HAVING count(*) > 1 LIMIT 1").fetchall()
+    dup_sql = (exp.select(*_cols(keys), exp.alias_(exp.func("count", exp.Star()), "n"))
+               .from_(step).group_by("ALL").having("count(*) > 1").limit(1))
+    dup = con.execute(dup_sql.sql("duckdb")).fetchall()
     if dup:
         shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, dup[0][:-1]))
         raise ExecutionError(f"{where}: primary key ({', '.join(keys)}) is not unique, e.g. "
@@ -233,8 +259,8 @@ def _check_unique(con: duckdb.DuckDBPyConnection, step: str, keys: list[str], wh
                              file=plan.pipeline.file)
 
 
-def _scd2_sql(con: duckdb.DuckDBPyConnection, step: str, old: str | None, cols: list[str],
-              keys: list[str], now: dt.datetime) -> str:
+def _scd2_query(step: exp.Table, old: exp.Table | None, cols: list[str], keys: list[str],
+                now: dt.datetime) -> exp.Query:
     """Versions after this run: unchanged rows kept, changed ones closed and re-opened."""
     if not keys:
         raise ExecutionError("history: scd2 needs 'primary_key' on the output.")
@@ -242,25 +268,43 @@ def _scd2_sql(con: duckdb.DuckDBPyConnection, step: str, old: str | None, cols: 
     if clash:
         raise ExecutionError(f"history: scd2 adds the column '{clash[0]}', which the result "
                              "already has. Rename it first.")
-    ts = f"TIMESTAMP {_lit(now.strftime('%Y-%m-%d %H:%M:%S.%f'))}"
-    data = _cols(cols)
-    fresh = f"SELECT {data}, {ts} AS valid_from, NULL::TIMESTAMP AS valid_to, true AS is_current"
+    ts = exp.cast(exp.Literal.string(now.strftime("%Y-%m-%d %H:%M:%S.%f")), "TIMESTAMP")
+
+    def fresh() -> exp.Select:
+        return exp.select(*_cols(cols), exp.alias_(ts.copy(), "valid_from"),
+                          exp.alias_(exp.cast(exp.null(), "TIMESTAMP"), "valid_to"),
+                          exp.alias_(exp.true(), "is_current"))
+
     if old is None:
-        return f"{fresh} FROM {step}"
+        return fresh().from_(step)
     tracked = [c for c in cols if c not in keys]
-    match = " AND ".join(f"s.{q(k)} = o.{q(k)}" for k in keys)
-    same = " AND ".join([match] + [f"s.{q(c)} IS NOT DISTINCT FROM o.{q(c)}" for c in tracked])
-    return (
-        # closed versions stay as they are
-        f"SELECT {data}, valid_from, valid_to, is_current FROM {old} WHERE NOT is_current "
-        # current versions: unchanged or gone from the result stay current, changed ones close
-        f"UNION ALL SELECT {data}, valid_from, "
-        f"CASE WHEN changed THEN {ts} ELSE valid_to END, NOT changed FROM ("
-        f"SELECT o.*, EXISTS (SELECT 1 FROM {step} s WHERE {match}) AND NOT EXISTS "
-        f"(SELECT 1 FROM {step} s WHERE {same}) AS changed FROM {old} o WHERE o.is_current) "
-        # new keys and new values of changed keys open a version
-        f"UNION ALL {fresh} FROM {step} AS s WHERE NOT EXISTS "
-        f"(SELECT 1 FROM {old} AS o WHERE o.is_current AND {same})")
+    match = _match(keys)
+    same = exp.and_(match.copy(), *(exp.NullSafeEQ(
+        this=exp.column(c, table="s", quoted=True),
+        expression=exp.column(c, table="o", quoted=True)) for c in tracked))
+    changed = exp.column("changed")
+
+    def result_rows(where: exp.Expr) -> exp.Exists:
+        return _exists(exp.select("1").from_(exp.alias_(step.copy(), "s", table=True))
+                       .where(where.copy()))
+
+    # closed versions stay as they are
+    closed = (exp.select(*_cols(cols), "valid_from", "valid_to", "is_current")
+              .from_(old.copy()).where(exp.not_(exp.column("is_current"))))
+    # current versions: unchanged or gone from the result stay current, changed ones close
+    flagged = (exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("o")),
+                          exp.alias_(exp.and_(result_rows(match),
+                                              exp.not_(result_rows(same))), "changed"))
+               .from_(exp.alias_(old.copy(), "o", table=True))
+               .where(exp.column("is_current", table="o")))
+    current = exp.select(*_cols(cols), "valid_from",
+                         exp.Case().when(changed, ts.copy()).else_(exp.column("valid_to")),
+                         exp.not_(changed.copy())).from_(flagged.subquery())
+    # new keys and new values of changed keys open a version
+    opened = fresh().from_(exp.alias_(step.copy(), "s", table=True)).where(exp.not_(_exists(
+        exp.select("1").from_(exp.alias_(old.copy(), "o", table=True))
+        .where(exp.and_(exp.column("is_current", table="o"), same.copy())))))
+    return exp.union(exp.union(closed, current, distinct=False), opened, distinct=False)
 
 
 # ---- the registry and run history --------------------------------------------------------
@@ -302,8 +346,9 @@ def _register(db: duckdb.DuckDBPyConnection, records: list[list[Any]]) -> None:
             rec[12] = rows
         db.execute("INSERT OR REPLACE INTO staging_tables VALUES "
                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?)", rec)
-        db.execute(f"CREATE OR REPLACE VIEW {q(str(rec[0]))} AS "
-                   f"SELECT * FROM read_parquet({_lit(str(rec[1]))})")
+        view = exp.Create(this=_table(str(rec[0])), kind="VIEW", replace=True,
+                          expression=exp.select("*").from_(_parquet(str(rec[1]))))
+        db.execute(view.sql("duckdb"))
 
 
 def _carried_doc(project: Project, plan: Plan, step: str, column: str) -> str | None:
