@@ -9,16 +9,25 @@ and never recomputed; an edit changes the fingerprints of that step and its desc
 Sample mode reads a bounded subset of each source: where a source declares ``sample_key``, whole
 keys are kept with one fraction shared by every keyed source, so joins and sessions stay intact;
 other sources are cut to their first rows. Sample previews are marked approximate.
+
+The sample of a source is made once per source version and kept as a Parquet file in the
+project's warehouse cache (``warehouse/cache/samples/``), named by the source's fingerprint (its
+files' paths, sizes and mtimes, read options and the sample settings): a cold sampled preview in
+a new session reads the kept samples and costs only the steps on them, not a scan of the full
+sources. A changed file has a new fingerprint, so its sample is made again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -49,9 +58,11 @@ class Previewer:
     """Cached, cancellable previews of any node of any plan (one per app session)."""
 
     def __init__(self, engine: DuckDBEngine | None = None,
-                 extra_dirs: tuple[str, ...] = ()) -> None:
+                 extra_dirs: tuple[str, ...] = (), sample_dir: Path | None = None) -> None:
         self.engine = engine or DuckDBEngine()
         self.extra_dirs = extra_dirs
+        self.sample_dir = sample_dir  # None: <project warehouse>/cache/samples of each plan
+        self.samples_made: list[str] = []  # sources sampled from the full data (not kept ones)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._dirs: list[str] = []
         self._tables: OrderedDict[str, int] = OrderedDict()  # fingerprint -> row count
@@ -79,8 +90,20 @@ class Previewer:
         if con is not None:
             con.interrupt()
 
+    def samples_folder(self, plan: Plan) -> Path:
+        """Where the kept samples of ``plan``'s sources live (made on first use)."""
+        folder = self.sample_dir
+        if folder is None:
+            from builder.project import find_project
+
+            p = plan.pipeline.path
+            folder = find_project(Path(p) if p else None).warehouse / "cache" / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _connection(self, plan: Plan) -> duckdb.DuckDBPyConnection:
-        dirs = sandbox_dirs(plan, [*self.engine.extra_dirs, *self.extra_dirs])
+        dirs = sandbox_dirs(plan, [*self.engine.extra_dirs, *self.extra_dirs,
+                                   str(self.samples_folder(plan))])
         # The sandbox is locked once set: a plan reaching new folders needs a new connection.
         if self._con is None or not set(dirs) <= set(self._dirs):
             self.close()
@@ -141,17 +164,28 @@ class Previewer:
             for name, query in ctes[:-1]:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {query.sql('duckdb')}")
             query = ctes[-1][1]
-            if n in plan.sources and sample is not None:
-                query = self._sampled(plan, n, query, sample)
             postgres = plan.sources[n].postgres if n in plan.sources else None
-            if postgres is not None:
-                from builder.postgres import attached
+            # A PostgreSQL source has no files to tell its versions apart: never a kept sample.
+            kept = self.kept_sample(plan, n, fps) if n in plan.sources and sample and \
+                postgres is None else None
+            if kept is not None and kept.exists():
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS SELECT * FROM "
+                            f"read_parquet({_literal(kept)})")
+            else:
+                if n in plan.sources and sample is not None:
+                    query = self._sampled(plan, n, query, sample)
+                if postgres is not None:
+                    from builder.postgres import attached
 
-                with attached(con, postgres, n):
+                    with attached(con, postgres, n):
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
+                                    f"{query.sql('duckdb')}")
+                else:
                     con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
                                 f"{query.sql('duckdb')}")
-            else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS {query.sql('duckdb')}")
+                if kept is not None:
+                    self._keep(con, table, kept)
+                    self.samples_made.append(n)
             count = con.execute(f"SELECT count(*) FROM {q(table)}").fetchall()[0][0]
         except duckdb.InterruptException:
             raise ExecutionError(f"preview of '{n}' was cancelled.", step=n) from None
@@ -162,6 +196,28 @@ class Previewer:
                                          kind="execution")) from None
         self._tables[fps[n]] = int(count)
         self.computed.append(n)
+
+    def kept_sample(self, plan: Plan, sid: str, fps: dict[str, str]) -> Path:
+        """The file of ``sid``'s kept sample: its fingerprint (the source's version and the
+        sample settings) and, for keyed sources, the versions of every keyed source (they set
+        the shared fraction)."""
+        h = hashlib.sha256(fps[sid].encode())
+        if plan.sources[sid].sample_key:
+            for s, sp in sorted(plan.sources.items()):
+                if sp.sample_key:
+                    h.update(repr((s, source_key(plan.pipeline, sp.source),
+                                   [file_identity(p) for p in sp.paths])).encode())
+        return self.samples_folder(plan) / f"{sid}-{h.hexdigest()[:24]}.parquet"
+
+    def _keep(self, con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
+        """Write a sample next to its final name, then rename: a reader never sees half."""
+        part = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.part")
+        try:
+            con.execute(f"COPY {q(table)} TO {_literal(part)} (FORMAT parquet)")
+            os.replace(part, path)
+        except (duckdb.Error, OSError):
+            # No kept sample (e.g. a read-only warehouse): the preview itself is fine.
+            part.unlink(missing_ok=True)
 
     def _sample_fraction_key(self, plan: Plan, sample: SampleSpec) -> tuple[Any, ...]:
         return tuple(sorted((sid, tuple(sp.sample_key)) for sid, sp in
@@ -283,6 +339,23 @@ class Previewer:
             if fps.get(n) in self._tables:
                 out.add(n)
         return out
+
+
+def source_bytes(plan: Plan, node: str) -> int:
+    """Bytes of the files the sources upstream of ``node`` read (0 for tables and URLs)."""
+    total = 0
+    for n in plan.needed_for([node]):
+        sp = plan.sources.get(n)
+        if sp is None:
+            continue
+        path = plan.pipeline.resolve(sp.source.path) if sp.source.path else None
+        files = {f for p in ([path] if path else []) + list(sp.paths) for f in file_identity(p)}
+        total += sum(size for _, size, _ in files)
+    return total
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def to_records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,0 +1,77 @@
+"""The canvas's two directions without a browser: the picture drawn from the model (layout,
+edges, what may be deleted) and canvas events turned into model edits."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit_flow.elements import StreamlitFlowEdge
+from streamlit_flow.state import StreamlitFlowState
+
+from builder import edit
+from builder.compiler import plan
+from builder.model import load
+from builder.ui import dag
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def example(tmp_path: Path):
+    shutil.copytree(ROOT / "saved_pipelines" / "data", tmp_path / "data")
+    shutil.copy(ROOT / "saved_pipelines" / "daily_revenue.yaml", tmp_path)
+    return load(tmp_path / "daily_revenue.yaml")
+
+
+def _sent(example):
+    pl = plan(example)
+    states = dag.node_states(pl, [])
+    nodes, edges = dag.picture(pl, states, None)
+    return pl, StreamlitFlowState(nodes, edges)
+
+
+def test_layout_is_layered_and_stable(example):
+    pl = plan(example)
+    nodes = list(dag.node_states(pl, []))
+    pos = dag.layout(pl, nodes)
+    # orders, users first; then paid_orders; order_lines; revenue_by_country last.
+    assert pos["orders"][0] == pos["users"][0] == 0
+    assert pos["orders"][0] < pos["paid_orders"][0] < pos["order_lines"][0] < \
+        pos["revenue_by_country"][0]
+    assert pos["orders"] != pos["users"]
+    assert dag.layout(plan(example), nodes) == pos  # a rerun draws the same picture
+
+
+def test_picture_has_every_edge(example):
+    _, sent = _sent(example)
+    pairs = {(e.source, e.target) for e in sent.edges}
+    assert pairs == {("orders", "paid_orders"), ("paid_orders", "order_lines"),
+                     ("order_lines", "revenue_by_country"), ("users", "revenue_by_country")}
+    assert {n.id for n in sent.nodes} == {"orders", "users", "paid_orders", "order_lines",
+                                         "revenue_by_country"}
+
+
+def test_canvas_events_become_edits(example):
+    u = edit.add_pattern_step(example, "union", ["orders"])
+    _, sent = _sent(example)
+    drawn = StreamlitFlowEdge("st-flow-edge_paid_orders-union_1", "paid_orders", u.id)
+    got = StreamlitFlowState(sent.nodes, [*sent.edges, drawn], selected_id=drawn.id)
+    ch = dag.changes(sent, got)
+    assert ch.added == [("paid_orders", u.id)] and ch.selected is None and not ch.removals
+    assert dag.add_edges(example, ch.added) == (["'union_1' now reads 'paid_orders'"], [])
+    assert dag.add_edges(example, [("users", "order_lines")]) == ([], [
+        "step 'order_lines' (select) takes 1 input and already reads 'paid_orders': remove an "
+        "input first."])
+    assert u.inputs == ["orders", "paid_orders"]
+    # A click selects; a box or edge missing from a (stale) picture is seen as a removal.
+    _, sent = _sent(example)
+    keep = [e for e in sent.edges if (e.source, e.target) != ("orders", u.id)]
+    got = StreamlitFlowState([n for n in sent.nodes if n.id != "revenue_by_country"],
+                             [e for e in keep if e.target != "revenue_by_country"],
+                             selected_id="paid_orders")
+    ch = dag.changes(sent, got)
+    assert ch.selected == "paid_orders"
+    assert ch.removed_edges == [("orders", u.id)]
+    assert ch.removed_nodes == ["revenue_by_country"]
