@@ -1,6 +1,7 @@
 """The canvas in a real browser: click a box to inspect it (and it stays inspected through a
-preview), add a step after a box, draw an edge to add an input (saved in the YAML), and a
-refused edge says why in one line and disappears.
+preview), add a step after a box, draw an edge to add an input (saved in the YAML), a refused
+edge says why in one line and disappears, and deleting an edge or a box from the canvas's
+right-click menu edits the model (a box other steps read is refused in one line and stays).
 
 Needs Debian's Chromium at /usr/bin/chromium, like tests/test_browser.py (whose app server
 fixture this reuses).
@@ -24,17 +25,51 @@ def _box(page, node: str):
     return page.frame_locator(FRAME).locator(f".react-flow__node[data-id='{node}']")
 
 
+def _steady(page, handle) -> dict:
+    """The element's box once it stops moving (the canvas fits its view after a redraw)."""
+    last = None
+    for _ in range(400):  # 100 s at most: then the test fails on what it does with the box
+        handle.wait_for(state="visible")
+        box = handle.bounding_box()
+        if box is not None and box == last:
+            break
+        last = box
+        page.wait_for_timeout(250)
+    assert last is not None
+    return last
+
+
 def _drag(page, start, end) -> None:
     """Press on one handle, move to the other in small steps, release (as a user draws)."""
-    page.wait_for_timeout(1500)  # the canvas redraws after the last change: let it settle
     _settle(page)
-    a, b = start.bounding_box(), end.bounding_box()
-    assert a and b
+    a, b = _steady(page, start), _steady(page, end)
     page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
-    page.wait_for_timeout(200)
     page.mouse.down()
     page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=15)
     page.mouse.up()
+
+
+def _menu(page, target, item: str) -> None:
+    """Right-click ``target`` (a box, or an edge's path: at its middle) and choose ``item``."""
+    _settle(page)
+    if "react-flow__node" in (target.get_attribute("class") or ""):
+        box = _steady(page, target)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    else:
+        _steady(page, target)
+        frame = page.locator(FRAME).bounding_box()
+        assert frame
+        mid = target.evaluate(
+            "p => { const l = p.getTotalLength(), pt = p.getPointAtLength(l / 2),"
+            " m = p.getScreenCTM(); return {x: pt.x * m.a + m.e, y: pt.y * m.d + m.f}; }")
+        x, y = frame["x"] + mid["x"], frame["y"] + mid["y"]
+    page.mouse.click(x, y, button="right")
+    page.frame_locator(FRAME).get_by_role("button", name=item).click()
+
+
+def _edge(page, a: str, b: str):
+    return page.frame_locator(FRAME).locator(
+        f".react-flow__edge[data-testid='rf__edge-{a}->{b}'] path.react-flow__edge-path")
 
 
 def _inspected(page, node: str) -> None:
@@ -75,7 +110,6 @@ def test_canvas_select_add_after_and_draw_edges(server):
             page.get_by_role("button", name="▶ Preview").click()
             _settle(page)
             expect(page.get_by_text("1,212 rows", exact=True)).to_be_visible()
-            page.wait_for_timeout(2000)
             _settle(page)
             _inspected(page, "paid_orders")
             expect(page.get_by_text("1,212 rows", exact=True)).to_be_visible()
@@ -108,5 +142,28 @@ def test_canvas_select_add_after_and_draw_edges(server):
             steps = _steps(saved)
             assert steps["union_1"]["inputs"] == ["orders", "paid_orders"]
             assert steps["order_lines"]["inputs"] == ["paid_orders"]
+            # Delete an edge from its menu: the step stops reading that input.
+            _menu(page, _edge(page, "paid_orders", "union_1"), "Delete Edge")
+            _settle(page)
+            expect(page.get_by_text("Canvas: 'union_1' no longer reads 'paid_orders'.")
+                   ).to_be_visible()
+            expect(page.frame_locator(FRAME).locator(
+                "[data-testid='rf__edge-paid_orders->union_1']")).to_have_count(0)
+            # Delete a box other steps read: refused in one line, and the box is drawn again.
+            _menu(page, _box(page, "paid_orders"), "Delete Node")
+            _settle(page)
+            expect(page.get_by_text("cannot delete 'paid_orders': step 'order_lines' reads it. "
+                                    "Change their inputs first or delete them.")).to_be_visible()
+            expect(_box(page, "paid_orders")).to_be_visible()
+            # Delete a box nothing reads: gone from the canvas, the inspector and the YAML.
+            _menu(page, _box(page, "union_1"), "Delete Node")
+            _settle(page)
+            expect(page.get_by_text("Canvas: deleted 'union_1'.")).to_be_visible()
+            expect(_box(page, "union_1")).to_have_count(0)
+            page.get_by_role("button", name="Save", exact=True).click()
+            _settle(page)
+            expect(page.get_by_text("✓ saved")).to_be_visible()
+            steps = _steps(saved)
+            assert "union_1" not in steps and steps["paid_orders"]["inputs"] == ["orders"]
         finally:
             browser.close()

@@ -9,13 +9,22 @@ compiled at runtime). The model is the truth and the canvas follows it both ways
   its content changes (the component keeps its own state otherwise, e.g. a box the user moved).
 * canvas -> model: clicking a box inspects it; drawing an edge from a box's right handle to
   another box's left handle adds an input to that step (:func:`builder.edit.add_input`, refused
-  in one line when the pattern already has all its inputs). Removing inputs and deleting nodes
-  stay in the inspector (the component's own delete menus are off). New steps from the palette
-  read the box selected here.
+  in one line when the pattern already has all its inputs); right-click a box or an edge and
+  "Delete" deletes the node (:func:`builder.edit.delete_node`, refused in one line while other
+  steps read it) or removes that input (:func:`builder.edit.remove_input`). New steps from the
+  palette read the box selected here.
+
+The canvas runs in a fragment: the component reports its state back after every picture it is
+sent (once when it takes the picture, once more after laying it out), and each report is a
+widget change. Outside a fragment every report reran the whole page and interrupted the run in
+progress (stale duplicate widgets, dropdowns closed under the pointer, a widget's state dropped
+on a slow machine); in a fragment a report reruns only the canvas, and only a real edit reruns
+the page.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +40,7 @@ from builder.compiler import Plan
 from builder.errors import PipelineError
 from builder.model import Pipeline
 from builder.ui import state
-from builder.ui.messages import one_line, problem_text
+from builder.ui.messages import messages, one_line, problem_text
 
 # state -> (fill color, legend text)
 STATES = {
@@ -101,8 +110,14 @@ def edges_of(plan: Plan, nodes: Iterable[str]) -> list[tuple[str, str]]:
 
 def picture(plan: Plan, states: dict[str, str], selected: str | None
             ) -> tuple[list[StreamlitFlowNode], list[StreamlitFlowEdge]]:
-    """Boxes and edges for the canvas."""
+    """Boxes and edges for the canvas.
+
+    Sources and steps may be deleted on the canvas, and so may an edge into a pattern step (it
+    is one of the step's inputs); the rejected-rows box of a step and its edge are the step's
+    own, and an edge into a SQL step is its SQL's FROM, so those are not deletable.
+    """
     p = plan.pipeline
+    pattern_steps = {s.id for s in p.steps if s.sql is None}
     pos = layout(plan, list(states))
     nodes = []
     for node, st_ in states.items():
@@ -115,11 +130,12 @@ def picture(plan: Plan, states: dict[str, str], selected: str | None
             node, pos[node], {"content": _label(plan, node)},
             node_type="input" if node in p.sources else "default",
             source_position="right", target_position="left", selectable=True,
-            connectable=True, deletable=False, selected=node == selected, style=style))
+            connectable=True, deletable=node not in plan.side_nodes,
+            selected=node == selected, style=style))
     edges = []
     for a, b in edges_of(plan, states):
         edges.append(StreamlitFlowEdge(f"{a}->{b}", a, b, marker_end={"type": "arrowclosed"},
-                                       deletable=False, style={}))
+                                       deletable=b in pattern_steps, style={}))
     return nodes, edges
 
 
@@ -131,29 +147,33 @@ class Changes:
     added: list[tuple[str, str]] = field(default_factory=list)          # (input, step)
     removed_edges: list[tuple[str, str]] = field(default_factory=list)  # (input, step)
     removed_nodes: list[str] = field(default_factory=list)
+    relabelled: list[str] = field(default_factory=list)  # boxes edited in the canvas's own form
 
     @property
-    def removals(self) -> bool:
-        return bool(self.removed_edges or self.removed_nodes)
+    def edits(self) -> bool:
+        return bool(self.added or self.removed_edges or self.removed_nodes or self.relabelled)
 
 
 def changes(sent: StreamlitFlowState, got: StreamlitFlowState) -> Changes:
     """The edits the canvas reports: a click, new edges, deleted edges and boxes.
 
     Edges that disappear with a deleted box are part of deleting that box, not edits of their
-    own (deleting the node refuses while other steps read it, with their names).
+    own (deleting the node refuses while other steps read it, with their names). A moved box is
+    no edit (the layout is the canvas's own business).
     """
     old_nodes = [n.id for n in sent.nodes]
     new_nodes = {n.id for n in got.nodes}
     old_edges = [(e.source, e.target) for e in sent.edges]
     new_edges = [(e.source, e.target) for e in got.edges]
     gone = [n for n in old_nodes if n not in new_nodes]
+    old_data = {n.id: n.data for n in sent.nodes}
     return Changes(
         selected=got.selected_id if got.selected_id in new_nodes else None,
         added=[e for e in dict.fromkeys(new_edges) if e not in old_edges],
         removed_edges=[e for e in old_edges if e not in new_edges and
                        e[0] not in gone and e[1] not in gone],
-        removed_nodes=gone)
+        removed_nodes=gone,
+        relabelled=[n.id for n in got.nodes if n.id in old_data and n.data != old_data[n.id]])
 
 
 def _refusal(e: Exception) -> str:
@@ -175,6 +195,42 @@ def add_edges(p: Pipeline, added: list[tuple[str, str]]) -> tuple[list[str], lis
     return done, refused
 
 
+def remove_edges(p: Pipeline, removed: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Apply deleted edges as removed inputs: (what was removed, why others were refused)."""
+    done, refused = [], []
+    for a, b in removed:
+        try:
+            edit.remove_input(p, b, a)
+        except Exception as e:  # noqa: BLE001 - one line under the canvas, the edge is redrawn
+            refused.append(_refusal(e))
+        else:
+            done.append(f"'{b}' no longer reads '{a}'")
+    return done, refused
+
+
+def delete_nodes(p: Pipeline, gone: list[str]) -> tuple[list[str], list[str]]:
+    """Delete the boxes deleted on the canvas: (what was deleted, why others were refused).
+
+    Several boxes deleted at once (a selection) go readers first, so a chain can be deleted in
+    one go; a box that other steps still read is refused in one line naming them (see
+    :func:`builder.edit.delete_node`) and drawn again.
+    """
+    done: list[str] = []
+    refused: list[str] = []
+    todo = list(gone)
+    while todo:
+        ready = [n for n in todo if not set(edit.dependents(p, n)) & set(todo)] or todo[:1]
+        for node in ready:
+            todo.remove(node)
+            try:
+                edit.delete_node(p, node)
+            except Exception as e:  # noqa: BLE001 - one line under the canvas, box redrawn
+                refused.append(_refusal(e))
+            else:
+                done.append(f"deleted '{node}'")
+    return done, refused
+
+
 def _note(done: list[str], refused: list[str]) -> None:
     """Keep the outcome under the canvas until the next canvas edit (a flash would vanish in
     the rerun the canvas itself causes when it is redrawn)."""
@@ -188,57 +244,78 @@ def _redraw() -> None:
     st.session_state[NONCE] = st.session_state.get(NONCE, 0) + 1
 
 
-def _handle(p: Pipeline, sent: StreamlitFlowState, got: StreamlitFlowState) -> None:
-    """Turn one canvas event into model edits (called before the inspector is drawn)."""
+def apply(p: Pipeline, sent: StreamlitFlowState, got: StreamlitFlowState) -> bool:
+    """Turn one canvas report into model edits; True when the page must be drawn again."""
     ch = changes(sent, got)
+    rerun = False
     if ch.selected and ch.selected != sent.selected_id and ch.selected != state.selected():
         state.select(ch.selected)
-    if ch.added:
-        done, refused = add_edges(p, ch.added)
-        _note(done, refused)
-        if done:
-            state.bump()  # the inputs pickers hold the old inputs: start them from the model
-        _redraw()
-    if ch.removals:
-        # Boxes and edges are not deletable on the canvas (the inspector deletes nodes and
-        # edits inputs); a removal can only come from a stale picture: draw the model again.
-        _redraw()
+        rerun = True
+    if not ch.edits:
+        return rerun
+    done, refused = [], []
+    for d, r in (delete_nodes(p, ch.removed_nodes), remove_edges(p, ch.removed_edges),
+                 add_edges(p, ch.added)):
+        done += d
+        refused += r
+    if ch.relabelled:
+        refused.append("The canvas shows ids and patterns: rename a node and edit its "
+                       "settings in the inspector below.")
+    _note(done, refused)
+    if done:
+        state.bump()  # the inputs pickers hold the old inputs: start them from the model
+        nodes = p.node_ids()
+        if state.selected() not in nodes:
+            state.select(nodes[-1] if nodes else None)
+    _redraw()  # what the canvas shows now may not be the model (a refused edit): send it again
+    return True
+
+
+def _timestamp() -> int:
+    """A picture's timestamp: the component takes a picture only when it is newer than its
+    last report, and reports carry the browser's clock; never older than the last report seen,
+    so a browser whose clock runs ahead of the server's still takes every new picture."""
+    return max(int(time.time() * 1000), st.session_state.get(SEEN, 0) + 1)
 
 
 def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
-    """The canvas, its legend and the confirmation of a removal drawn on it."""
+    """The canvas, the outcome of the last edit made on it, and its legend."""
     if not states:
         st.info("No sources yet: add one from the sidebar (a sample data file, a path or an "
                 "upload).")
         return
+    _canvas(plan, states, selected)
+    messages(st.session_state.get(NOTES, []))
+    st.caption("Click a box to inspect it; drag from a box's right handle to another box to "
+               "add an input; right-click a box or an edge to delete it. New steps from the "
+               "palette read the selected box.  " + "  ".join(
+                   f"<span style='background:{c};border:1px solid #bbb;padding:0 6px'>{t}</span>"
+                   for c, t in STATES.values()), unsafe_allow_html=True)
+
+
+@st.fragment
+def _canvas(plan: Plan, states: dict[str, str], selected: str | None) -> None:
+    """The component itself (a fragment: see the module docstring). A fragment rerun gets the
+    arguments of the last full run, which is current: every model change reruns the page."""
     nodes, edges = picture(plan, states, selected)
     signature: Any = (repr([n.asdict() for n in nodes]), repr([e.asdict() for e in edges]),
                       st.session_state.get(NONCE, 0))
     sent_sig, sent = st.session_state.get(SENT, (None, None))
     if sent is None or sent_sig != signature:
-        # A fresh timestamp: the browser takes it. It carries the inspected node, so the
-        # canvas never reports a stale selection back (which would undo a choice made in the
-        # Inspect box and rerun the page again and again).
-        sent = StreamlitFlowState(nodes, edges, selected_id=selected)
+        # It carries the inspected node, so the canvas never reports a stale selection back
+        # (which would undo a choice made in the Inspect box).
+        sent = StreamlitFlowState(nodes, edges, selected_id=selected, timestamp=_timestamp())
         st.session_state[SENT] = (signature, sent)
     rows = max(len(layer) for layer in _layers(layout(plan, list(states))))
     got = streamlit_flow(WIDGET, sent, height=min(560, 140 + rows * Y_STEP), fit_view=True,
                          allow_new_edges=True, get_node_on_click=True, get_edge_on_click=False,
-                         enable_node_menu=False, enable_edge_menu=False, show_controls=True,
+                         enable_node_menu=True, enable_edge_menu=True, show_controls=True,
                          hide_watermark=True, min_zoom=0.3)
-    if got is not sent and got.timestamp > st.session_state.get(SEEN, 0):
-        st.session_state[SEEN] = got.timestamp
-        p = plan.pipeline
-        _handle(p, sent, got)
-        if st.session_state.get(NONCE, 0) != signature[2] or state.selected() != selected:
-            st.rerun()  # draw the page again from the edited model
-    for level, text in st.session_state.get(NOTES, []):
-        getattr(st, level)(text)
-    st.caption("Click a box to inspect it; drag from a box's right handle to another box to "
-               "add an input (the inspector removes inputs and deletes nodes). New steps from "
-               "the palette read the selected box.  " + "  ".join(
-                   f"<span style='background:{c};border:1px solid #bbb;padding:0 6px'>{t}</span>"
-                   for c, t in STATES.values()), unsafe_allow_html=True)
+    if got is sent or got.timestamp <= st.session_state.get(SEEN, 0):
+        return  # nothing new: the report of a picture already handled
+    st.session_state[SEEN] = got.timestamp
+    if apply(plan.pipeline, sent, got):
+        st.rerun()  # the whole page: inspector, YAML and problems follow the edited model
 
 
 def _layers(pos: dict[str, tuple[int, int]]) -> list[list[str]]:

@@ -142,8 +142,11 @@ def flash(level: str, text: str) -> None:
 
 
 def show_flashes() -> None:
-    for f in st.session_state.pop(FLASH, []):
-        getattr(st, f.level)(f.text)
+    """The queued messages, in one container drawn even when empty (see
+    :func:`builder.ui.messages.messages`: the page after it keeps its place)."""
+    with st.container():
+        for f in st.session_state.pop(FLASH, []):
+            getattr(st, f.level)(f.text)
 
 
 def get(name: str, default: Any = None) -> Any:

@@ -59,7 +59,8 @@ def test_canvas_events_become_edits(example):
     drawn = StreamlitFlowEdge("st-flow-edge_paid_orders-union_1", "paid_orders", u.id)
     got = StreamlitFlowState(sent.nodes, [*sent.edges, drawn], selected_id=drawn.id)
     ch = dag.changes(sent, got)
-    assert ch.added == [("paid_orders", u.id)] and ch.selected is None and not ch.removals
+    assert ch.added == [("paid_orders", u.id)] and ch.selected is None
+    assert not ch.removed_edges and not ch.removed_nodes and not ch.relabelled
     assert dag.add_edges(example, ch.added) == (["'union_1' now reads 'paid_orders'"], [])
     assert dag.add_edges(example, [("users", "order_lines")]) == ([], [
         "step 'order_lines' (select) takes 1 input and already reads 'paid_orders': remove an "
@@ -75,3 +76,53 @@ def test_canvas_events_become_edits(example):
     assert ch.selected == "paid_orders"
     assert ch.removed_edges == [("orders", u.id)]
     assert ch.removed_nodes == ["revenue_by_country"]
+
+
+def test_what_may_be_deleted_on_the_canvas(example):
+    _, sent = _sent(example)
+    assert all(n.deletable for n in sent.nodes)
+    # An edge into a pattern step is one of its inputs; into a SQL step it is the SQL's FROM.
+    deletable = {(e.source, e.target) for e in sent.edges if e.deletable}
+    assert deletable == {("orders", "paid_orders"), ("paid_orders", "order_lines")}
+
+
+def test_deleting_on_the_canvas_edits_the_model(example):
+    # An edge: the step stops reading that input.
+    assert dag.remove_edges(example, [("orders", "paid_orders")]) == (
+        ["'paid_orders' no longer reads 'orders'"], [])
+    assert example.step("paid_orders").inputs == []
+    assert dag.remove_edges(example, [("users", "revenue_by_country")]) == ([], [
+        "step 'revenue_by_country' is a SQL step: it reads the tables its SQL names. Remove "
+        "'users' from its SQL instead."])
+    # A box others read: refused in one line naming them, nothing deleted.
+    assert dag.delete_nodes(example, ["order_lines"]) == ([], [
+        "cannot delete 'order_lines': step 'revenue_by_country' reads it. Change their inputs "
+        "first or delete them."])
+    assert "order_lines" in example.step_ids()
+    # A chain deleted at once (a selection): readers first, so it goes in one go.
+    assert dag.delete_nodes(example, ["order_lines", "revenue_by_country"]) == (
+        ["deleted 'revenue_by_country'", "deleted 'order_lines'"], [])
+    assert example.step_ids() == ["paid_orders"]
+    assert "revenue_by_country" not in example.outputs
+
+
+def test_a_canvas_report_is_applied_once_and_redrawn(example, monkeypatch):
+    """apply(): a deletion reported by the canvas changes the model and asks for a redraw; a
+    refused one changes nothing and also redraws (the canvas removed the box on its own)."""
+    fake: dict = {}
+    monkeypatch.setattr(dag.st, "session_state", fake)
+    monkeypatch.setattr(dag.state.st, "session_state", fake)
+    _, sent = _sent(example)
+    got = StreamlitFlowState([n for n in sent.nodes if n.id != "users"],
+                             [e for e in sent.edges if e.source != "users"])
+    assert dag.apply(example, sent, got) is True
+    assert "users" in example.sources and fake[dag.NONCE] == 1
+    assert fake[dag.NOTES] == [("error", "cannot delete 'users': step 'revenue_by_country' "
+                                "reads it. Change their inputs first or delete them.")]
+    got = StreamlitFlowState([n for n in sent.nodes if n.id != "revenue_by_country"],
+                             [e for e in sent.edges if e.target != "revenue_by_country"])
+    assert dag.apply(example, sent, got) is True
+    assert "revenue_by_country" not in example.step_ids() and fake[dag.NONCE] == 2
+    assert fake[dag.NOTES] == [("success", "Canvas: deleted 'revenue_by_country'.")]
+    # A report with no edit and no new selection (the component's echo of a picture): nothing.
+    assert dag.apply(example, sent, StreamlitFlowState(sent.nodes, sent.edges)) is False
