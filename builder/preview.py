@@ -46,6 +46,10 @@ DEFAULT_SAMPLE_ROWS = 100_000
 MAX_CACHED_TABLES = 64
 
 
+class _FusedFailed(Exception):
+    """A query computing several steps at once failed (they are then run one by one)."""
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     """Sample mode: at most ``rows`` rows per source (whole keys where a sample_key is set)."""
@@ -67,6 +71,9 @@ class Previewer:
         self._dirs: list[str] = []
         self._tables: OrderedDict[str, int] = OrderedDict()  # fingerprint -> row count
         self._counts: dict[str, int] = {}
+        # Steps computed inside the one query of a sampled preview, to be made tables later:
+        # (plan, steps in order, fingerprints, sample).
+        self._pending: tuple[Plan, list[str], dict[str, str], SampleSpec | None] | None = None
         self._lock = threading.RLock()
         self.computed: list[str] = []  # nodes computed (not served from cache), for tests/UI
 
@@ -83,6 +90,7 @@ class Previewer:
                 self._con.close()
                 self._con = None
                 self._tables.clear()
+                self._pending = None
 
     def interrupt(self) -> None:
         """Cancel the query running now (from another thread); the preview raises."""
@@ -140,26 +148,93 @@ class Previewer:
 
     # ---- computing -----------------------------------------------------------------------
     def ensure(self, plan: Plan, node: str, sample: SampleSpec | None = None) -> str:
-        """Make sure ``node`` is a cached table; returns the table name."""
+        """Make sure ``node`` is a cached table; returns the table name.
+
+        In sample mode the steps not cached yet above ``node`` are computed with it in one
+        query (DuckDB streams them into each other instead of writing each to a table first),
+        and become tables of their own later (:meth:`settle`), so an edit below them still
+        recomputes only what changed.
+        """
         with self._lock:
             con = self._connection(plan)
             fps = self.fingerprints(plan, node, sample)
-            for n in plan.needed_for([node]):
-                if fps[n] in self._tables:
-                    self._tables.move_to_end(fps[n])
-                    continue
-                self._compute(con, plan, n, fps, sample)
+            todo = [n for n in plan.needed_for([node]) if fps[n] not in self._tables]
+            if todo:
+                self._settle(con)  # tables for what an earlier one-query preview left out
+            fused = [n for n in todo if n != node and (
+                n not in plan.sources or self._kept_exists(plan, n, fps))] \
+                if sample is not None and node in todo else []
+            for n in todo:
+                if n not in fused and n != node:
+                    self._compute(con, plan, n, fps, sample)
+            if node in todo:
+                try:
+                    self._compute(con, plan, node, fps, sample, fused=fused)
+                except _FusedFailed:
+                    # One step at a time, so the error names the step that failed.
+                    for n in [*fused, node]:
+                        self._compute(con, plan, n, fps, sample)
+                    fused = []
+            if fused:
+                self._pending = (plan, fused, fps, sample)
             self._evict(con, keep=set(fps.values()))
             return TABLE_PREFIX + fps[node]
 
-    def _compute(self, con: duckdb.DuckDBPyConnection, plan: Plan, n: str, fps: dict[str, str],
-                 sample: SampleSpec | None) -> None:
-        table = TABLE_PREFIX + fps[n]
+    def settle(self) -> None:
+        """Give the steps an earlier sampled preview computed inside one query tables of their
+        own (run after the preview is shown, e.g. in a background thread: one step at a time,
+        so a request for a cached result never waits long)."""
+        while True:
+            with self._lock:
+                if self._pending is None or self._con is None:
+                    return
+                if not self._settle(self._con, steps=1):
+                    return
+
+    def _settle(self, con: duckdb.DuckDBPyConnection, steps: int | None = None) -> bool:
+        """Make up to ``steps`` (all: None) pending steps tables; True when some are left.
+
+        A failure (a cancelled query) drops the rest: they are only a speed-up for later
+        previews, which compute what they miss."""
+        if self._pending is None:
+            return False
+        plan, nodes, fps, sample = self._pending
+        done = 0
         try:
-            # Point each input id at its cached table, then run the node's own query only.
-            for i in plan.graph.predecessors(n):
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(i)} AS SELECT * FROM "
-                            f"{q(TABLE_PREFIX + fps[i])}")
+            for n in nodes:
+                if fps[n] in self._tables:
+                    continue
+                if steps is not None and done == steps:
+                    return True
+                if any(fps[i] not in self._tables for i in plan.graph.predecessors(n)):
+                    break  # an input was evicted meanwhile: a later preview computes it
+                self._compute(con, plan, n, fps, sample, record=False)
+                done += 1
+        except ExecutionError:
+            pass
+        self._pending = None
+        return False
+
+    def _compute(self, con: duckdb.DuckDBPyConnection, plan: Plan, n: str, fps: dict[str, str],
+                 sample: SampleSpec | None, fused: list[str] | None = None,
+                 record: bool = True) -> None:
+        """Compute node ``n`` into its table. ``fused``: steps above it, not cached, that are
+        computed inside the same query (each a view of its own query, bound at once by the one
+        statement that reads them); ``record``: count it in :attr:`computed`."""
+        table = TABLE_PREFIX + fps[n]
+        fused = fused or []
+        try:
+            # Point each input id at its cached table (or, for a fused step, at its query),
+            # then run the node's own query only.
+            for m in [*fused, n]:
+                for i in plan.graph.predecessors(m):
+                    if i not in fused:
+                        con.execute(f"CREATE OR REPLACE TEMP VIEW {q(i)} AS SELECT * FROM "
+                                    f"{q(TABLE_PREFIX + fps[i])}")
+            for m in fused:
+                sql = f"SELECT * FROM read_parquet({_literal(self.kept_sample(plan, m, fps))})" \
+                    if m in plan.sources else plan.query_of(m).sql("duckdb")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {q(m)} AS {sql}")
             ctes = plan.node_ctes(n)
             for name, query in ctes[:-1]:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {query.sql('duckdb')}")
@@ -190,12 +265,19 @@ class Previewer:
         except duckdb.InterruptException:
             raise ExecutionError(f"preview of '{n}' was cancelled.", step=n) from None
         except duckdb.Error as e:
+            if fused:
+                raise _FusedFailed from None
             what = "source" if n in plan.sources else "step"
             raise ExecutionError(Problem(f"{what} '{n}' failed: {engine_message(e)}",
                                          file=plan.pipeline.file, step=n,
                                          kind="execution")) from None
         self._tables[fps[n]] = int(count)
-        self.computed.append(n)
+        if record:
+            self.computed.extend([*fused, n])
+
+    def _kept_exists(self, plan: Plan, sid: str, fps: dict[str, str]) -> bool:
+        """A kept sample of source ``sid`` is on disk (a PostgreSQL source never has one)."""
+        return plan.sources[sid].postgres is None and self.kept_sample(plan, sid, fps).exists()
 
     def kept_sample(self, plan: Plan, sid: str, fps: dict[str, str]) -> Path:
         """The file of ``sid``'s kept sample: its fingerprint (the source's version and the

@@ -122,6 +122,11 @@ def wait(plan: Plan) -> None:
         assert job.result is not None
         st.session_state[state.PREVIEW] = Shown(job.node, job.fingerprint, job.sample,
                                                 job.result, job.profile)
+        # A sampled preview computed the steps above the node in one query; give them their
+        # own cached tables now, while the user reads the result (an edit then recomputes
+        # only what changed).
+        threading.Thread(target=state.previewer().settle, daemon=True,
+                         name="dockyard-preview-settle").start()
     # Draw the page again so the DAG and the node list show the newly cached results.
     st.rerun()
 
