@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, _settle, pytestmark, server
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, WAIT_MS, _settle, pytestmark, server
 
 __all__ = ["pytestmark", "server"]  # the fixture and the skip marks are used by pytest
 
@@ -77,7 +77,7 @@ def _inspected(page, node: str) -> None:
     page.wait_for_function(
         "n => [...document.querySelectorAll(\"input[aria-label='Id']\")].some(e => e.value === n)"
         " && document.querySelectorAll(\"input[aria-label='Id']\").length === 1", arg=node,
-        timeout=180_000)
+        timeout=WAIT_MS)
 
 
 def _steps(path: Path) -> dict[str, dict]:
@@ -87,7 +87,7 @@ def _steps(path: Path) -> dict[str, dict]:
 def test_canvas_select_add_after_and_draw_edges(server):
     from playwright.sync_api import expect, sync_playwright
 
-    expect.set_options(timeout=180_000)  # a loaded 2-core machine is slow
+    expect.set_options(timeout=WAIT_MS)
 
     url, folder = server
     shutil.copy(ROOT / "saved_pipelines" / "daily_revenue.yaml", folder)
@@ -96,7 +96,7 @@ def test_canvas_select_add_after_and_draw_edges(server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1900})
-            page.set_default_timeout(180_000)  # a loaded 2-core machine is slow
+            page.set_default_timeout(WAIT_MS)
             page.goto(url)
             page.get_by_text("daily_revenue —").wait_for()
             page.get_by_role("button", name="Open").last.click()
