@@ -97,8 +97,10 @@ def _choose(page, label: str, option: str) -> None:
     The canvas (an iframe) may still be sizing itself after a rerun, and a layout change closes
     an open dropdown under the pointer: then the user opens it again, and so does this."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 
     box = page.get_by_label(label, exact=True)
+    expect(box).to_be_visible()  # on failure, Playwright prints what the page shows instead
     for attempt in range(3):
         box.click()
         box.press_sequentially(option)

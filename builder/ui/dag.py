@@ -31,6 +31,7 @@ from typing import Any
 
 import networkx as nx
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit_flow import streamlit_flow
 from streamlit_flow.elements import StreamlitFlowEdge, StreamlitFlowNode
 from streamlit_flow.state import StreamlitFlowState
@@ -53,6 +54,8 @@ X_STEP, Y_STEP = 230, 100  # layout grid (pixels between layers / between boxes 
 
 WIDGET = "dy_canvas_widget"
 SENT = "dy_canvas_sent"        # (signature, StreamlitFlowState) last sent to the browser
+RECENT = "dy_canvas_recent"    # the last pictures sent (a report may be about an older one)
+KEEP_RECENT = 6
 SEEN = "dy_canvas_seen"        # timestamp of the last canvas event handled
 NONCE = "dy_canvas_nonce"      # bumped to send the model's picture again (undo a refused edit)
 NOTES = "dy_canvas_notes"      # what the last canvas edit did or why it was refused
@@ -278,6 +281,32 @@ def _timestamp() -> int:
     return max(int(time.time() * 1000), st.session_state.get(SEEN, 0) + 1)
 
 
+def _content(state_: StreamlitFlowState) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    return (frozenset(n.id for n in state_.nodes),
+            frozenset((e.source, e.target) for e in state_.edges))
+
+
+def _distance(a: StreamlitFlowState, b: StreamlitFlowState) -> int:
+    (na, ea), (nb, eb) = _content(a), _content(b)
+    return len(na ^ nb) + len(ea ^ eb)
+
+
+def base_of(got: StreamlitFlowState, recent: list[StreamlitFlowState]) -> StreamlitFlowState:
+    """The picture a canvas report is about: the recent picture it differs least from (the
+    newest of equals).
+
+    The browser reports after each picture it takes, and a report can reach the server after
+    the next picture was made there (a slow machine, a click during a rerun): read against the
+    newest picture, the boxes added since would look deleted by the user. A user's edit is one
+    box or edge away from the picture they edited.
+    """
+    best = recent[-1]
+    for old in reversed(recent):
+        if _distance(got, old) < _distance(got, best):
+            best = old
+    return best
+
+
 def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
     """The canvas, the outcome of the last edit made on it, and its legend."""
     if not states:
@@ -306,6 +335,8 @@ def _canvas(plan: Plan, states: dict[str, str], selected: str | None) -> None:
         # (which would undo a choice made in the Inspect box).
         sent = StreamlitFlowState(nodes, edges, selected_id=selected, timestamp=_timestamp())
         st.session_state[SENT] = (signature, sent)
+        recent = [*st.session_state.get(RECENT, []), sent][-KEEP_RECENT:]
+        st.session_state[RECENT] = recent
     rows = max(len(layer) for layer in _layers(layout(plan, list(states))))
     got = streamlit_flow(WIDGET, sent, height=min(560, 140 + rows * Y_STEP), fit_view=True,
                          allow_new_edges=True, get_node_on_click=True, get_edge_on_click=False,
@@ -314,8 +345,18 @@ def _canvas(plan: Plan, states: dict[str, str], selected: str | None) -> None:
     if got is sent or got.timestamp <= st.session_state.get(SEEN, 0):
         return  # nothing new: the report of a picture already handled
     st.session_state[SEEN] = got.timestamp
-    if apply(plan.pipeline, sent, got):
+    base = base_of(got, st.session_state.get(RECENT) or [sent])
+    if apply(plan.pipeline, base, got):
         st.rerun()  # the whole page: inspector, YAML and problems follow the edited model
+    if _content(base) != _content(sent) and _distance(got, base) == 0:
+        # The report of an older picture, unchanged. The browser ignores a picture older than
+        # its last report, so the model's picture may never have been taken: send it again,
+        # newer than this report (only the canvas, when this is a canvas rerun).
+        _redraw()
+        try:
+            st.rerun(scope="fragment")
+        except StreamlitAPIException:  # a run of the whole page: draw it again
+            st.rerun()
 
 
 def _layers(pos: dict[str, tuple[int, int]]) -> list[list[str]]:

@@ -126,3 +126,23 @@ def test_a_canvas_report_is_applied_once_and_redrawn(example, monkeypatch):
     assert fake[dag.NOTES] == [("success", "Canvas: deleted 'revenue_by_country'.")]
     # A report with no edit and no new selection (the component's echo of a picture): nothing.
     assert dag.apply(example, sent, StreamlitFlowState(sent.nodes, sent.edges)) is False
+
+
+def test_a_late_report_of_an_older_picture_deletes_nothing(example):
+    """On a slow machine the canvas's report of the picture before a new step was added can
+    reach the server after that step's picture was made: read against the newest picture, the
+    new box looked deleted by the user (and was deleted). It is read against the picture it is
+    about; a user's edit of the newest picture still counts."""
+    _, before = _sent(example)
+    edit.add_pattern_step(example, "select", ["paid_orders"])
+    _, now = _sent(example)
+    echo = StreamlitFlowState(before.nodes, before.edges)  # the browser's report of `before`
+    base = dag.base_of(echo, [before, now])
+    assert base is before
+    ch = dag.changes(base, echo)
+    assert not ch.edits and not ch.removed_nodes
+    # Deleting a box of the newest picture is a deletion.
+    mine = StreamlitFlowState([n for n in now.nodes if n.id != "revenue_by_country"],
+                              [e for e in now.edges if e.target != "revenue_by_country"])
+    assert dag.base_of(mine, [before, now]) is now
+    assert dag.changes(now, mine).removed_nodes == ["revenue_by_country"]
