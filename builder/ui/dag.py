@@ -169,14 +169,15 @@ def changes(sent: StreamlitFlowState, got: StreamlitFlowState) -> Changes:
     old_edges = [(e.source, e.target) for e in sent.edges]
     new_edges = [(e.source, e.target) for e in got.edges]
     gone = [n for n in old_nodes if n not in new_nodes]
-    old_data = {n.id: n.data for n in sent.nodes}
+    old_data = {n.id: n.data.get("content") for n in sent.nodes}
     return Changes(
         selected=got.selected_id if got.selected_id in new_nodes else None,
         added=[e for e in dict.fromkeys(new_edges) if e not in old_edges],
         removed_edges=[e for e in old_edges if e not in new_edges and
                        e[0] not in gone and e[1] not in gone],
         removed_nodes=gone,
-        relabelled=[n.id for n in got.nodes if n.id in old_data and n.data != old_data[n.id]])
+        relabelled=[n.id for n in got.nodes if n.id in old_data and
+                    n.data.get("content") != old_data[n.id]])
 
 
 def _refusal(e: Exception) -> str:
@@ -286,25 +287,27 @@ def _content(state_: StreamlitFlowState) -> tuple[frozenset[str], frozenset[tupl
             frozenset((e.source, e.target) for e in state_.edges))
 
 
-def _distance(a: StreamlitFlowState, b: StreamlitFlowState) -> int:
-    (na, ea), (nb, eb) = _content(a), _content(b)
-    return len(na ^ nb) + len(ea ^ eb)
+def stamp(state_: StreamlitFlowState, version: int) -> StreamlitFlowState:
+    """Mark every box of a picture with the picture's number (the browser sends it back)."""
+    for n in state_.nodes:
+        n.data["picture"] = version
+    return state_
 
 
-def base_of(got: StreamlitFlowState, recent: list[StreamlitFlowState]) -> StreamlitFlowState:
-    """The picture a canvas report is about: the recent picture it differs least from (the
-    newest of equals).
+def base_of(got: StreamlitFlowState, recent: dict[int, StreamlitFlowState],
+            current: StreamlitFlowState) -> StreamlitFlowState:
+    """The picture a canvas report is about: the one its boxes are marked with.
 
     The browser reports after each picture it takes, and a report can reach the server after
     the next picture was made there (a slow machine, a click during a rerun): read against the
-    newest picture, the boxes added since would look deleted by the user. A user's edit is one
-    box or edge away from the picture they edited.
+    newest picture, the boxes added since would look deleted by the user. Each box carries the
+    number of the picture it came in, so a report names its picture even when its content is
+    the same as another picture's (deleting the edge just drawn gives back the picture before
+    it: that is an edit of the newest picture, not an old report).
     """
-    best = recent[-1]
-    for old in reversed(recent):
-        if _distance(got, old) < _distance(got, best):
-            best = old
-    return best
+    marks = [n.data.get("picture") for n in got.nodes if isinstance(n.data, dict)]
+    numbers = [m for m in marks if isinstance(m, int) and m in recent]
+    return recent[max(numbers)] if numbers else current
 
 
 def draw(plan: Plan, states: dict[str, str], selected: str | None) -> None:
@@ -333,10 +336,13 @@ def _canvas(plan: Plan, states: dict[str, str], selected: str | None) -> None:
     if sent is None or sent_sig != signature:
         # It carries the inspected node, so the canvas never reports a stale selection back
         # (which would undo a choice made in the Inspect box).
-        sent = StreamlitFlowState(nodes, edges, selected_id=selected, timestamp=_timestamp())
+        recent = dict(st.session_state.get(RECENT, {}))
+        version = max(recent, default=0) + 1
+        sent = stamp(StreamlitFlowState(nodes, edges, selected_id=selected,
+                                        timestamp=_timestamp()), version)
         st.session_state[SENT] = (signature, sent)
-        recent = [*st.session_state.get(RECENT, []), sent][-KEEP_RECENT:]
-        st.session_state[RECENT] = recent
+        recent[version] = sent
+        st.session_state[RECENT] = {v: recent[v] for v in sorted(recent)[-KEEP_RECENT:]}
     rows = max(len(layer) for layer in _layers(layout(plan, list(states))))
     got = streamlit_flow(WIDGET, sent, height=min(560, 140 + rows * Y_STEP), fit_view=True,
                          allow_new_edges=True, get_node_on_click=True, get_edge_on_click=False,
@@ -345,10 +351,10 @@ def _canvas(plan: Plan, states: dict[str, str], selected: str | None) -> None:
     if got is sent or got.timestamp <= st.session_state.get(SEEN, 0):
         return  # nothing new: the report of a picture already handled
     st.session_state[SEEN] = got.timestamp
-    base = base_of(got, st.session_state.get(RECENT) or [sent])
+    base = base_of(got, st.session_state.get(RECENT, {}), sent)
     if apply(plan.pipeline, base, got):
         st.rerun()  # the whole page: inspector, YAML and problems follow the edited model
-    if _content(base) != _content(sent) and _distance(got, base) == 0:
+    if base is not sent and _content(base) != _content(sent):
         # The report of an older picture, unchanged. The browser ignores a picture older than
         # its last report, so the model's picture may never have been taken: send it again,
         # newer than this report (only the canvas, when this is a canvas rerun).

@@ -131,18 +131,22 @@ def test_a_canvas_report_is_applied_once_and_redrawn(example, monkeypatch):
 def test_a_late_report_of_an_older_picture_deletes_nothing(example):
     """On a slow machine the canvas's report of the picture before a new step was added can
     reach the server after that step's picture was made: read against the newest picture, the
-    new box looked deleted by the user (and was deleted). It is read against the picture it is
-    about; a user's edit of the newest picture still counts."""
+    new box looked deleted by the user (and was deleted). Each box carries its picture's number,
+    so the report is read against the picture it is about; an edit of the newest picture still
+    counts, also when it gives back an older picture's content (deleting the edge just drawn)."""
     _, before = _sent(example)
-    edit.add_pattern_step(example, "select", ["paid_orders"])
+    dag.stamp(before, 1)
+    u = edit.add_pattern_step(example, "union", ["orders"])
     _, now = _sent(example)
+    dag.stamp(now, 2)
+    recent = {1: before, 2: now}
     echo = StreamlitFlowState(before.nodes, before.edges)  # the browser's report of `before`
-    base = dag.base_of(echo, [before, now])
+    base = dag.base_of(echo, recent, now)
     assert base is before
-    ch = dag.changes(base, echo)
-    assert not ch.edits and not ch.removed_nodes
-    # Deleting a box of the newest picture is a deletion.
-    mine = StreamlitFlowState([n for n in now.nodes if n.id != "revenue_by_country"],
-                              [e for e in now.edges if e.target != "revenue_by_country"])
-    assert dag.base_of(mine, [before, now]) is now
-    assert dag.changes(now, mine).removed_nodes == ["revenue_by_country"]
+    assert not dag.changes(base, echo).edits
+    assert dag.changes(now, echo).removed_nodes == [u.id]  # what reading it against `now` did
+    # Deleting the new box on the newest picture gives back `before`'s content: a deletion.
+    mine = StreamlitFlowState([n for n in now.nodes if n.id != u.id],
+                              [e for e in now.edges if e.target != u.id])
+    assert mine.nodes and dag.base_of(mine, recent, now) is now
+    assert dag.changes(now, mine).removed_nodes == [u.id]
