@@ -24,6 +24,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOT = ROOT / "docs" / "screenshot.png"
+# How long a page condition may take: the full suite runs on 2 cores beside CPU-heavy tests,
+# where one rerun can take tens of seconds. Playwright's expect() waits 5 s unless told, which
+# only a quiet machine meets; every wait here is on a page condition, so a long bound costs
+# nothing when the page is quick.
+WAIT_MS = 180_000
 
 pytestmark = [
     pytest.mark.slow,
@@ -81,9 +86,9 @@ def _settle(page) -> None:
     """Wait until Streamlit has finished the rerun a widget change started."""
     for _ in range(2):  # an edit can cause a second rerun (the page redraws from the model)
         page.wait_for_timeout(300)
-        page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=60_000)
+        page.locator("[data-testid='stStatusWidget']").wait_for(state="hidden", timeout=WAIT_MS)
     page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0",
-                           timeout=60_000)
+                           timeout=WAIT_MS)
 
 
 def _choose(page, label: str, option: str) -> None:
@@ -92,13 +97,15 @@ def _choose(page, label: str, option: str) -> None:
     The canvas (an iframe) may still be sizing itself after a rerun, and a layout change closes
     an open dropdown under the pointer: then the user opens it again, and so does this."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 
     box = page.get_by_label(label, exact=True)
+    expect(box).to_be_visible()  # on failure, Playwright prints what the page shows instead
     for attempt in range(3):
         box.click()
         box.press_sequentially(option)
         try:
-            page.get_by_role("option", name=option).first.click(timeout=15_000)
+            page.get_by_role("option", name=option).first.click(timeout=60_000)
             break
         except PlaywrightTimeout:
             if attempt == 2:
@@ -111,12 +118,13 @@ def _choose(page, label: str, option: str) -> None:
 def test_build_preview_save_and_run_with_the_cli(server, tmp_path: Path):
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=WAIT_MS)
     url, folder = server
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1900})
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(WAIT_MS)
             page.goto(url)
             # A new pipeline.
             page.get_by_label("New pipeline name").fill("e2e_paid")
@@ -191,13 +199,14 @@ def test_edit_after_preview_is_kept(server):
 
     from builder.pipeline.model import load
 
+    expect.set_options(timeout=WAIT_MS)
     url, folder = server
     shutil.copy(ROOT / "saved_pipelines" / "clicks_daily.yaml", folder)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1900})
-            page.set_default_timeout(60_000)
+            page.set_default_timeout(WAIT_MS)
             page.goto(url)
             page.locator(".st-key-dy_open_clicks_daily button").click()
             _settle(page)

@@ -4,6 +4,7 @@ CLI's exit codes hold, previews reuse cached upstream results."""
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import duckdb
 import pytest
 
 from builder import api
-from builder.cli import main as cli
 from builder.cli.main import main
+from builder.cli.main import main as cli
 from builder.engines.preview import Previewer
 from builder.pipeline.model import load
 from builder.pipeline.project import find_project
@@ -320,6 +321,37 @@ def test_sample_preview_keeps_whole_keys(tmp_path):
             assert (user, n) in full
         res = pv.preview(plan(pipeline), "daily", sample=SampleSpec(rows=3, seed=1))
         assert res.approximate
+
+
+def test_sample_is_made_once_per_source_version_and_kept(tmp_path):
+    """A new session's sampled preview reads the kept samples; a changed file is sampled again."""
+    from builder.engines.preview import SampleSpec
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    body = PIPELINE.replace("clicks: {path: '{DATA}/clicks.csv'}",
+                            "clicks: {path: '{DATA}/clicks.csv', sample_key: [user_id]}")
+    pipeline = load(_write(tmp_path, body.replace("{DATA}", str(data))))
+    spec = SampleSpec(rows=3, seed=1)
+    with Previewer() as pv:
+        first = pv.fetch(plan(pipeline), "daily", sample=spec)
+        assert sorted(pv.samples_made) == ["clicks", "users"]
+    kept = sorted((tmp_path / "warehouse" / "cache" / "samples").glob("*.parquet"))
+    assert [k.name.split("-")[0] for k in kept] == ["clicks", "users"]
+    with Previewer() as pv:  # a new session: nothing cached in memory
+        again = pv.fetch(plan(load(pipeline.path)), "daily", sample=spec)
+        assert pv.samples_made == [] and pv.computed == ["clicks", "users", "paid", "picked",
+                                                         "daily"]
+        assert again == first
+        # Full mode is exact: it never reads a sample.
+        full = pv.fetch(plan(pipeline), "clicks")[1]
+        assert len(full) == duckdb.sql(f"SELECT count(*) FROM '{data}/clicks.csv'").fetchall()[0][0]
+    with open(data / "users.csv", "a", encoding="utf-8") as f:
+        f.write("99,Zed,ZZ\n")
+    os.utime(data / "users.csv", ns=(1, 1))
+    with Previewer() as pv:
+        pv.fetch(plan(load(pipeline.path)), "daily", sample=spec)
+        assert pv.samples_made == ["users"]  # only the changed source is sampled again
 
 
 KILL_PIPELINE = """\

@@ -115,13 +115,14 @@ def page(p: Pipeline) -> None:
         nodes = list(states)
         if not nodes:
             return
-        if state.selected() not in nodes:
-            state.select(nodes[-1])
+        sel = state.selected()
+        state.select(sel if sel in nodes else nodes[-1])  # also restores a dropped widget state
         counts = _problem_counts(the_plan)
         # The options are the bare ids: a label that changes with the node's state (previewed,
         # invalid) makes the browser send back a label that no longer exists on the next rerun,
         # and Streamlit then resets the selection (the inspected step jumped away, edits lost).
         st.selectbox("Inspect", nodes, key=state.SELECTED)
+        state.keep_selection()
         node = state.selected()
         assert node is not None
         st.caption(f"{ICONS[states[node]]} {dag.STATES[states[node]][1]}" + (

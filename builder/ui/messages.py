@@ -25,12 +25,28 @@ def problem_text(p: Problem) -> str:
 
 
 def show_problems(problems: Iterable[Problem], limit: int = 8) -> None:
-    """Errors in red, warnings in yellow; the tail folded into '... and N more'."""
+    """Errors in red, warnings in yellow; the tail folded into '... and N more'.
+
+    Drawn in one container that is there even when empty (see :func:`messages`)."""
     items = list(problems)
-    for p in items[:limit]:
-        (st.warning if p.severity == "warning" else st.error)(problem_text(p))
-    if len(items) > limit:
-        st.caption(f"... and {len(items) - limit} more")
+    with st.container():
+        for p in items[:limit]:
+            (st.warning if p.severity == "warning" else st.error)(problem_text(p))
+        if len(items) > limit:
+            st.caption(f"... and {len(items) - limit} more")
+
+
+def messages(notes: Iterable[tuple[str, str]]) -> None:
+    """Messages as (level, text), in one container that is drawn even when there are none.
+
+    Why: the browser tells elements apart by their place on the page. A message that comes or
+    goes before other elements would move every element after it to a new place, and the
+    browser would draw them all as new: the canvas reloads its frame, an open dropdown closes,
+    and on a slow machine the old copies linger beside the new ones (stale duplicates). One
+    container keeps everything after it in its place."""
+    with st.container():
+        for level, text in notes:
+            getattr(st, level)(text)
 
 
 def one_line(e: BaseException) -> str:

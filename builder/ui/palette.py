@@ -59,6 +59,11 @@ def draw() -> None:
     """The palette (in the sidebar)."""
     query = st.text_input("Search steps", key="dy_palette_search",
                           placeholder="e.g. join, dedupe, session")
+    p = state.pipeline()
+    after = _default_inputs(p, None) if p is not None else []
+    if after:
+        st.caption(f"New steps read '{after[0]}' (click another box on the canvas to add "
+                   "after it).")
     shown = 0
     for category, pats in PATTERNS.by_category().items():
         hits = [pt for pt in pats if not query or matches(pt, query)]

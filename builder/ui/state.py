@@ -33,6 +33,10 @@ DISK_TEXT = "dy_disk_text"         # the file's exact text when loaded or saved 
 GENERATION = "dy_generation"       # bumped when the model changes outside the widgets
 PREVIEWER = "dy_previewer"
 SELECTED = "dy_selected"           # the node being inspected (the selectbox's key)
+# The same, outside any widget: Streamlit drops a widget's state when a rerun interrupts the run
+# before the widget is drawn (e.g. the canvas reporting while the page is drawn after a
+# preview) and the widget's options changed meanwhile; the selection then comes from here.
+SELECTED_KEPT = "dy_selected_kept"
 FLASH = "dy_flash"                 # one-shot messages shown on the next rerun
 PREVIEW = "dy_preview"             # the last preview shown (see builder.ui.preview)
 RUN = "dy_run"                     # the last run's summary (see builder.ui.runner)
@@ -114,11 +118,18 @@ def previewer() -> Previewer:
 
 
 def selected() -> str | None:
-    return st.session_state.get(SELECTED)
+    node = st.session_state.get(SELECTED)
+    return node if node is not None else st.session_state.get(SELECTED_KEPT)
 
 
 def select(node: str | None) -> None:
     st.session_state[SELECTED] = node
+    st.session_state[SELECTED_KEPT] = node
+
+
+def keep_selection() -> None:
+    """Remember what the Inspect box shows (after it is drawn: the user may have changed it)."""
+    st.session_state[SELECTED_KEPT] = st.session_state.get(SELECTED)
 
 
 @dataclass
@@ -133,8 +144,11 @@ def flash(level: str, text: str) -> None:
 
 
 def show_flashes() -> None:
-    for f in st.session_state.pop(FLASH, []):
-        getattr(st, f.level)(f.text)
+    """The queued messages, in one container drawn even when empty (see
+    :func:`builder.ui.messages.messages`: the page after it keeps its place)."""
+    with st.container():
+        for f in st.session_state.pop(FLASH, []):
+            getattr(st, f.level)(f.text)
 
 
 def get(name: str, default: Any = None) -> Any:
