@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import fsio
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
 from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
-    atomic_write_text,
     dumps,
     loads,
     read_text_file,
@@ -661,7 +661,7 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
                           "an editor or a git pull). Save under another name, reopen it to get "
                           "the other changes, or confirm to replace them with yours.",
                           file=str(target))
-    atomic_write_text(target, dump(p))
+    fsio.write_text(target, dump(p))
     return target
 
 
