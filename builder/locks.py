@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from builder import fsio
 from builder.errors import ConfigError, ExecutionError
 
 WAIT_ENV = "DOCKYARD_WAREHOUSE_WAIT"
@@ -88,25 +89,43 @@ def hold(lock_file: Path, what: str, wait: float | None = None,
         raise WaitTimeout(f"{what} is in use{holder(lock_file)} for more than {bound:g} s; "
                              f"try again when it has finished, or set {WAIT_ENV} to wait longer "
                              "(seconds).", file=file) from None
-    holder_file = lock_file.with_name(lock_file.name + _HOLDER_SUFFIX)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    _write_quietly(holder_file, f"pid {os.getpid()} since {stamp}")
+    note_holder(lock_file)
     held.add(key)
     try:
         yield
     finally:
         held.discard(key)
-        _write_quietly(holder_file, "")  # before the release: never wipes the next holder's
+        clear_holder(lock_file)  # before the release: never wipes the next holder's note
         lock.release()
+
+
+def note_holder(lock_file: Path) -> None:
+    """Note ``pid N since T`` beside a lock this process has just taken, for the messages of
+    the processes that find it held (the lock file itself is the OS lock's, left alone)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    _write_quietly(_holder_file(lock_file), f"pid {os.getpid()} since {stamp}")
+
+
+def clear_holder(lock_file: Path) -> None:
+    """Wipe the note of :func:`note_holder`; call it before releasing the lock."""
+    _write_quietly(_holder_file(lock_file), "")
+
+
+def holder_note(lock_file: Path) -> str:
+    """The holder's note (``pid N since T``), or '' when unknown."""
+    try:
+        return _holder_file(lock_file).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _holder_file(lock_file: Path) -> Path:
+    return lock_file.with_name(lock_file.name + _HOLDER_SUFFIX)
 
 
 def holder(lock_file: Path) -> str:
     """`` by another process (pid N since T)``: who holds ``lock_file``, as far as known."""
-    try:
-        text = lock_file.with_name(lock_file.name + _HOLDER_SUFFIX).read_text(
-            encoding="utf-8").strip()
-    except OSError:
-        text = ""
+    text = holder_note(lock_file)
     if text.startswith(f"pid {os.getpid()} "):  # a thread of this process (the app)
         return f" by another run in this process ({text})"
     return f" by another process ({text})" if text else " by another process"
@@ -115,6 +134,6 @@ def holder(lock_file: Path) -> str:
 def _write_quietly(path: Path, text: str) -> None:
     """Who holds a lock is only for messages: failing to note it changes nothing else."""
     try:
-        path.write_text(text, encoding="utf-8")
+        fsio.write_text(path, text)
     except OSError:
         pass

@@ -32,7 +32,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.duckdb_native import duckdb
+import duckdb
+
+from builder import fsio
 from builder.plan.runspec import RunSpec
 from builder.plan.sandbox import describe, file_identity, sandbox_dirs_for_paths
 
@@ -113,10 +115,7 @@ def store(file: str | Path, pipeline: Pipeline, plan: Plan, spec: RunSpec,
              "sources": sources, "spec": spec.to_json()}
     target = entry_path(file)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entry), encoding="utf-8")
-        os.replace(tmp, target)
+        fsio.write_text(target, json.dumps(entry))
     except OSError:
         return False  # a read-only warehouse only costs the next run its planning
     return True

@@ -1,24 +1,24 @@
 """One run of a pipeline at a time: a second run refuses with a message instead of racing.
 
-The lock is an OS file lock (``flock``) on ``<warehouse>/locks/<pipeline>.lock``, so it is
-released by the kernel when the process ends, however it ends (a SIGKILLed run leaves no stale
-lock). The file records who holds it, for the message the second run prints.
+The lock is an OS file lock on ``<warehouse>/locks/<pipeline>.lock`` (the ``filelock``
+package: ``flock`` on Unix, ``LockFileEx`` on Windows), so it is released by the OS when the
+process ends, however it ends (a SIGKILLed run leaves no stale lock). Who holds it is noted
+beside it (:func:`builder.locks.note_holder`), for the message the second run prints.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import hashlib
-import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filelock import FileLock, Timeout
+
 from builder.errors import ExecutionError
+from builder.locks import clear_holder, holder_note, note_holder
 from builder.pipeline.project import find_project
 
 if TYPE_CHECKING:
@@ -45,38 +45,24 @@ def lock_path(pipeline: Pipeline | PipelineRef) -> Path:
 
 @contextmanager
 def run_lock(pipeline: Pipeline | PipelineRef, wait: float = 0.0) -> Iterator[None]:
-    """Hold the pipeline's run lock; waits up to ``wait`` seconds, then refuses."""
+    """Hold the pipeline's run lock; waits up to ``wait`` seconds, then refuses.
+
+    Another thread of this process holding it (the app) excludes this one too.
+    """
     path = lock_path(pipeline)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # A new lock object per run: two of them exclude each other even in one thread.
+    lock = FileLock(str(path))
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _holder(path)
-                    raise ExecutionError(f"pipeline '{pipeline.name}' is already running"
-                                         f"{holder}; wait for it to finish, then run again.",
-                                         file=pipeline.file) from None
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        os.write(fd, f"pid {os.getpid()} since {stamp}".encode())
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.acquire(timeout=wait)
+    except Timeout:
+        note = holder_note(path)
+        raise ExecutionError(f"pipeline '{pipeline.name}' is already running"
+                             f"{f' ({note})' if note else ''}; wait for it to finish, then run "
+                             "again.", file=pipeline.file) from None
+    note_holder(path)
+    try:
+        yield
     finally:
-        os.close(fd)
-
-
-def _holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
-    return f" ({text})" if text else ""
+        clear_holder(path)  # before the release: never wipes the next holder's note
+        lock.release()

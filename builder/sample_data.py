@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from builder import fsio
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "saved_pipelines" / "data"
 
 
@@ -119,13 +121,28 @@ def generate(out_dir: Path, clicks: int = 20_000, users: int = 500, products: in
                     ELSE round(base_price * (1 + version / 10.0), 2) END AS price
         FROM changes WHERE d < delisted_day
         ORDER BY snapshot_date, product_id""")
-    con.execute(f"COPY users TO '{paths['users']}' ({tables_opts})")
     clicks_opts = "FORMAT parquet" if fmt_clicks == "parquet" else "FORMAT csv, HEADER true"
-    con.execute(f"COPY clicks TO '{paths['clicks']}' ({clicks_opts})")
-    con.execute(f"COPY orders TO '{paths['orders']}' (FORMAT parquet)")
-    con.execute(f"COPY product_snapshots TO '{paths['product_snapshots']}' ({tables_opts})")
-    con.close()
+    options = {"users": tables_opts, "clicks": clicks_opts, "orders": "FORMAT parquet",
+               "product_snapshots": tables_opts}
+    try:
+        for table, opts in options.items():
+            _copy_atomically(con, table, paths[table], opts)
+    finally:
+        con.close()
     return paths
+
+
+def _copy_atomically(con: duckdb.DuckDBPyConnection, table: str, target: Path,
+                     options: str) -> None:
+    """COPY ``table`` to a temp file beside ``target``, then put it in place (builder.fsio): a
+    pipeline reading the example data never sees half a file."""
+    tmp = fsio.temp_path(target)
+    try:
+        con.execute(f"COPY {table} TO ? ({options})", [str(tmp)])
+        fsio.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def ensure_sample_data(out_dir: Path = DEFAULT_DIR) -> Path:

@@ -22,10 +22,10 @@ import datetime as dt
 import decimal
 from typing import Any, Literal, Union
 
+import duckdb
 from pydantic import Field, field_validator
 from sqlglot import exp
 
-from builder.duckdb_native import duckdb
 from builder.plan.types import ParamError
 from patterns._interval import (
     UNIT_SECONDS,

@@ -13,7 +13,6 @@ import pytest
 
 from builder import api
 from builder.cli.main import main
-from builder.cli.main import main as cli
 from builder.engines.preview import Previewer
 from builder.pipeline.model import load
 from builder.pipeline.project import find_project
@@ -467,30 +466,12 @@ def test_duckdb_output_replaces_a_folder_left_by_spark(tmp_path):
     assert not list(target.parent.glob(".big.parquet.dockyard-tmp-*"))
 
 
-def test_replacing_an_output_leaves_only_the_new_file(tmp_path, monkeypatch):
-    """The old file gets a second name before the rename (so the rename frees nothing), which is
-    deleted after it; without hard links (some file systems), a plain rename does the job."""
-    import builder.engines.duckdb as engine
-
-    real_link = os.link
-    links: list[str] = []
-    hard_links = True
-
-    def link(src: str, dst: str) -> None:
-        links.append(Path(dst).name)
-        if not hard_links:
-            raise OSError("hard links are not supported")
-        real_link(src, dst)
-
-    monkeypatch.setattr(engine.os, "link", link)
+def test_replacing_an_output_leaves_only_the_new_file(tmp_path):
     target = tmp_path / "out" / "big.parquet"
     for n in (10, 20, 30):
-        hard_links = n < 30
         assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", str(n))))]) == 0
         assert duckdb.sql(f"SELECT count(*) FROM '{target}'").fetchall() == [(6 * n,)]
         assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
-    # Nothing to replace on the first run; the second and third replace through a second name.
-    assert links == [f".big.parquet.dockyard-tmp-old-{os.getpid()}"] * 2
 
 
 def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path):
@@ -508,13 +489,10 @@ def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path
     assert sorted(p.name for p in target.parent.iterdir()) == ["big.parquet"]
 
 
-def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
-    import builder.background as background
+def test_a_run_database_reads_only_its_folders(tmp_path):
     import builder.engines.duckdb as engine
 
-    background.prestart()
     con = engine.connect([str(tmp_path)])
-    assert background._spares == []  # the run took it
     (tmp_path / "ok.csv").write_text("a\n1\n")
     assert con.execute(f"SELECT a FROM '{tmp_path / 'ok.csv'}'").fetchall() == [(1,)]
     with pytest.raises(duckdb.PermissionException):
@@ -522,42 +500,6 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
     with pytest.raises(duckdb.Error):
         con.execute("SET enable_external_access=true")
     con.close()
-    # A spare that could not be created is replaced by a new database.
-    real = duckdb.connect
-    calls = []
-
-    def fail_once(*args: object, **kwargs: object) -> duckdb.DuckDBPyConnection:
-        calls.append(args)
-        if len(calls) == 1:
-            raise duckdb.IOException("no memory for a database")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(background.duckdb, "connect", fail_once)
-    background.prestart()
-    con = engine.connect([str(tmp_path)])
-    assert len(calls) == 2 and con.execute("SELECT 1").fetchall() == [(1,)]
-    con.close()
-    monkeypatch.setattr(background.duckdb, "connect", real)
-    # 'dockyard run' starts two before it loads the pipeline: its run takes one, and the
-    # warehouse, where the run is recorded, is attached to the other.
-    real_take = background.take_spare
-    taken: list[bool] = []
-
-    def take() -> duckdb.DuckDBPyConnection | None:
-        spare = real_take()
-        taken.append(spare is not None)
-        return spare
-
-    monkeypatch.setattr(engine, "take_spare", take)
-    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
-    assert main(["run", str(path)]) == 0
-    assert taken == [True, True] and background._spares == []
-    assert [r["status"] for r in run_history(find_project(path))] == ["success"]
-    # Another engine starts none.
-    assert not cli._duckdb_run(["run", str(path), "--engine", "spark"])
-    assert not cli._duckdb_run(["run", "--engine=spark", str(path)])
-    assert cli._duckdb_run(["run", str(path), "--engine", "duckdb"])
-    assert not cli._duckdb_run(["validate", str(path)])
 
 
 def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
@@ -566,93 +508,30 @@ def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
     import builder.warehouse.store as warehouse
 
     events: list[str] = []
-    real_fsync, real_database = engine.os.fsync, warehouse.database
+    real_write, real_database = engine.write_file, warehouse.database
 
-    def fsync(fd: int) -> None:
-        events.append("fsync")
-        real_fsync(fd)
+    def write_file(*args: object, **kwargs: object) -> int:
+        rows = real_write(*args, **kwargs)  # type: ignore[arg-type]
+        events.append("written")
+        return rows
 
     def database(*args: object, **kwargs: object) -> object:
         events.append("open")
         return real_database(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine.os, "fsync", fsync)
+    monkeypatch.setattr(engine, "write_file", write_file)
     monkeypatch.setattr(warehouse, "database", database)
     path = _write(tmp_path, PIPELINE)  # two outputs
     assert main(["run", str(path)]) == 0
-    assert events == ["fsync", "fsync", "open"]
+    assert events == ["written", "written", "open"]
     assert [r["status"] for r in run_history(find_project(path))] == ["success"]
-
-
-def test_sync_ahead_flushes_a_file_while_it_grows(tmp_path, monkeypatch):
-    """Each time ``step`` more bytes have been written (not before), and never after stop()."""
-    import time
-
-    import builder.background as background
-
-    synced: list[int] = []
-    real = os.fdatasync
-
-    def record(fd: int) -> None:
-        synced.append(os.fstat(fd).st_size)
-        real(fd)
-
-    monkeypatch.setattr(background.os, "fdatasync", record)
-    path = tmp_path / "growing.bin"
-    ahead = background.SyncAhead(path, step=1000, poll=0.001)  # before the file exists
-    with open(path, "wb") as f:
-        for i in range(1, 4):
-            f.write(b"x" * 600)
-            f.flush()
-            time.sleep(0.05)
-            assert len(synced) == i - 1  # 600 bytes more is less than a step
-            f.write(b"x" * 600)
-            f.flush()
-            deadline = time.monotonic() + 10
-            while len(synced) < i and time.monotonic() < deadline:
-                time.sleep(0.001)
-            assert synced[-1] == 1200 * i
-        ahead.stop()
-        f.write(b"x" * 5000)
-        f.flush()
-        time.sleep(0.05)
-    assert synced == [1200, 2400, 3600]
-
-
-def test_outputs_are_synced_while_written(tmp_path, monkeypatch):
-    """The write follows the temp file with SyncAhead until the COPY ends, then syncs it."""
-    import builder.engines.duckdb as engine
-
-    events: list[str] = []
-    real_ahead, real_fsync = engine.SyncAhead, engine.os.fsync
-
-    class Recording(real_ahead):  # type: ignore[misc, valid-type]
-        def __init__(self, path: Path) -> None:
-            events.append(f"follow {Path(path).name.split('-tmp-')[0]}")
-            super().__init__(path)
-
-        def stop(self) -> None:
-            events.append("stop")
-            super().stop()
-
-    def fsync(fd: int) -> None:
-        events.append("fsync")
-        real_fsync(fd)
-
-    monkeypatch.setattr(engine, "SyncAhead", Recording)
-    monkeypatch.setattr(engine.os, "fsync", fsync)
-    path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
-    assert main(["run", str(path)]) == 0
-    assert events == ["follow .big.parquet.dockyard", "stop", "fsync"]
-    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'big.parquet'}'").fetchall() \
-        == [(12,)]
 
 
 def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_path, monkeypatch,
                                                                           capsys):
-    """The warehouse opens while the last output syncs to disk: a failure there is still
-    recorded, and the warehouse is closed afterwards."""
-    import builder.engines.duckdb as engine
+    """An output whose rows are written but cannot be synced to disk fails the run: the
+    previous file stays, the failure is recorded, and the warehouse is closed afterwards."""
+    from builder import fsio
     from builder.warehouse.store import database
 
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
@@ -662,7 +541,7 @@ def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_pat
     def full_disk(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine.os, "fsync", full_disk)
+    monkeypatch.setattr(fsio.os, "fsync", full_disk)
     assert main(["run", str(_write(tmp_path, KILL_PIPELINE.replace("{N}", "5")))]) == 1
     assert "output 'big': cannot write 'out/big.parquet': No space left on device." in \
         capsys.readouterr().err
@@ -675,10 +554,10 @@ def test_run_that_fails_after_its_rows_are_written_is_recorded_as_failed(tmp_pat
         assert db.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
 
 
-def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
-    """The run is recorded through a spare in-memory database with the warehouse attached: the
-    row lands in the file; while another process holds the file it waits, then gives up with a
-    clear error and closes the spare."""
+def test_warehouse_held_by_another_process_is_waited_for_then_a_clear_error(tmp_path,
+                                                                             monkeypatch):
+    """A row written in the warehouse lands in the file; while a process outside Dockyard holds
+    the file, opening it waits, then gives up with an error naming that process."""
     import subprocess
     import sys
 
@@ -687,9 +566,7 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
     from builder.pipeline.project import Project
 
     project = Project(root=tmp_path, warehouse=tmp_path / "warehouse")
-    host = duckdb.connect()
-    with warehouse.database(project, host=host) as con:
-        assert con is host
+    with warehouse.database(project) as con:
         con.execute("INSERT INTO runs (run_id, status) VALUES ('r1', 'success')")
     with warehouse.database(project) as db:
         assert db.execute("SELECT run_id, status FROM runs").fetchall() == [("r1", "success")]
@@ -700,13 +577,10 @@ def test_warehouse_attached_to_a_spare_database(tmp_path, monkeypatch):
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         monkeypatch.setenv("DOCKYARD_WAREHOUSE_WAIT", "0.3")
-        host = duckdb.connect()
         with pytest.raises(ExecutionError, match=rf"is in use by another process \(pid "
                                                  rf"{holder.pid}\) for more than 0.3 s"):
-            with warehouse.database(project, host=host):
+            with warehouse.database(project):
                 pass
-        with pytest.raises(duckdb.ConnectionException):
-            host.execute("SELECT 1")  # closed
     finally:
         holder.communicate("")
     assert holder.returncode == 0

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from builder import fsio
 from builder.pipeline.yamlio import dumps
 from patterns import PATTERNS
 from patterns.base import Pattern
@@ -144,7 +145,7 @@ def main() -> None:
     from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / DOC_PATH
-    path.write_text(patterns_markdown(), encoding="utf-8")
+    fsio.write_text(path, patterns_markdown())
     print(f"wrote {path}")
 
 

@@ -60,16 +60,8 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 def _load(args: argparse.Namespace) -> Any:
     from builder.pipeline.model import load
-    from builder.plan.sandbox import prewarm, sandbox_dirs_for_paths
 
     pipeline = load(args.file)
-    # The databases that planning types steps and reads source schemas on open in the
-    # background (~40 ms each) while this process imports the compiler. Started after the
-    # load: a file that cannot be read ends the process at once, and a process that ends while
-    # a thread is inside DuckDB aborts (C++ terminate) instead of exiting with code 2.
-    prewarm([()])
-    prewarm(sandbox_dirs_for_paths([pipeline.resolve(s.path)])
-            for s in pipeline.sources.values() if s.path)
     sets = _parse_sets(getattr(args, "set", None) or [])
     return pipeline.with_params(sets) if sets else pipeline
 
@@ -391,23 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _duckdb_run(words: list[str]) -> bool:
-    """Whether the command line is ``run`` on DuckDB, read before the parser is even built."""
-    if words[:1] != ["run"]:
-        return False
-    engine = next((w.split("=", 1)[1] for w in words if w.startswith("--engine=")), None) or \
-        next((b for a, b in zip(words, words[1:]) if a == "--engine"), "duckdb")
-    return engine == "duckdb"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
-    if _duckdb_run(words):
-        from builder.background import prestart
-
-        # The run's database and the one that records the run are created while duckdb and
-        # the pipeline load (see builder.background).
-        prestart(2)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compile" and args.dialect:
@@ -451,9 +427,6 @@ def entry() -> NoReturn:
     file is written and closed by then, and the streams are flushed here. PySpark stops its
     JVM from an exit hook, so after a Spark run the normal exit is kept.
     """
-    from builder.heap import for_a_command
-
-    for_a_command()  # before the imports: see builder.heap
     code = main()
     try:
         sys.stdout.flush()

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder.background import CONFIG, SyncAhead, Task, take_spare
-from builder.duckdb_native import duckdb, q
+import duckdb
+
+from builder import fsio
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -29,7 +30,7 @@ from builder.engines.base import (
 )
 from builder.errors import ConfigError, ExecutionError, Problem, engine_message
 from builder.plan.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
-from builder.plan.sandbox import normalise_dirs, source_dir
+from builder.plan.sandbox import CONFIG, normalise_dirs, q, source_dir
 from builder.plan.targets import refuse_unsafe_target
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ def connect(allowed_dirs: list[str], *, database: str = ":memory:",
             temp_directory: str | None = None, sandbox: bool = True,
             settings: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection limited to ``allowed_dirs``, extensions off, configuration locked."""
-    con = take_spare() if database == ":memory:" else None
-    if con is None:
-        con = duckdb.connect(database, config=CONFIG)
+    con = duckdb.connect(database, config=CONFIG)
     con.execute("SET TimeZone='UTC'")
     if memory_limit:
         try:
@@ -120,15 +119,13 @@ def _remove_quietly(path: Path) -> None:
         pass
 
 
-def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, fmt: str, *,
-               cleanup: list[Task[None]] | None = None) -> int:
+def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, fmt: str) -> int:
     """Write a query's rows to ``target`` atomically: temp file in the same folder, then rename.
 
     A failed or killed run leaves the previous file untouched (and at most a temp file that the
     next write cleans up). A folder is replaced only when a Dockyard Spark run wrote it, and
     nothing is written through a link (see :func:`builder.plan.targets.refuse_unsafe_target`).
-    Returns the number of rows written. With ``cleanup``, the previous file is deleted in a
-    thread added there, which the caller waits for (see :func:`_replace`).
+    Returns the number of rows written.
     """
     final = Path(target)
     # Checked again here, not only when planned: a cached run is not planned, and a folder or
@@ -142,15 +139,9 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
     options = {"parquet": "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1",
                "csv": "FORMAT csv, HEADER true", "json": "FORMAT json"}[fmt]
     try:
-        ahead = SyncAhead(tmp)
-        try:
-            res = con.execute(f"COPY ({relation_sql}) TO ? ({options})", [str(tmp)]).fetchall()
-        finally:
-            ahead.stop()
+        res = con.execute(f"COPY ({relation_sql}) TO ? ({options})", [str(tmp)]).fetchall()
         rows = int(res[0][0]) if res and res[0] else -1
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        _replace(tmp, final, cleanup)
+        _replace(tmp, final)
     except BaseException:
         try:
             tmp.unlink()
@@ -201,33 +192,21 @@ def exact_parquet_sql(con: duckdb.DuckDBPyConnection, relation_sql: str, output:
     return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({relation_sql})"
 
 
-def _replace(tmp: Path, final: Path, cleanup: list[Task[None]] | None) -> None:
-    """Rename ``tmp`` over ``final``; the previous ``final`` is deleted after the rename.
+def _replace(tmp: Path, final: Path) -> None:
+    """Put the written file ``tmp`` in place of ``final`` (synced, atomic: :func:`fsio.replace`).
 
-    Renaming over a file frees that file's blocks inside the rename: 20 ms for the benchmark's
-    22 MB output. So the old file first gets a second name (a hard link), and the rename only
-    swaps names. A folder (a Spark run's output of part files) cannot be renamed over: it is
-    moved aside first. With ``cleanup``, the old one is deleted in a thread put there, which the
-    caller waits for; otherwise at once. A process killed in between leaves the old one as a
-    temp file of a dead process, which the next write removes.
+    A folder (a Spark run's output of part files) cannot be renamed over: it is moved aside
+    first and deleted after the rename. A process killed in between leaves it as a temp file of
+    a dead process, which the next write removes.
     """
-    aside = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
-    _remove_quietly(aside)
-    moved = False
     if final.is_dir():
-        os.replace(final, aside)
-        moved = True
-    elif final.is_file():
-        try:
-            os.link(final, aside)
-            moved = True
-        except OSError:
-            pass  # no hard links on this file system: a plain rename
-    os.replace(tmp, final)
-    if moved and cleanup is not None:
-        cleanup.append(Task(_remove_quietly, aside))
-    elif moved:
+        aside = final.parent / f".{final.name}{TMP_MARK}old-{os.getpid()}"
         _remove_quietly(aside)
+        os.replace(final, aside)
+        fsio.replace(tmp, final)
+        _remove_quietly(aside)
+    else:
+        fsio.replace(tmp, final)
 
 
 def run_check(con: duckdb.DuckDBPyConnection, step: str, check: CheckSpec) -> CheckResult:
@@ -273,8 +252,7 @@ def record_run_safely(pipeline: Pipeline | PipelineRef, plan: Plan | None, resul
     from builder.warehouse.store import record_run
 
     try:
-        # A database prestarted by 'dockyard run' hosts the file (see warehouse.database).
-        record_run(pipeline, plan, result, error, engine, started, host=take_spare())
+        record_run(pipeline, plan, result, error, engine, started)
     except WaitTimeout as e:
         first = e.problems[0].message if e.problems else str(e)
         if error is None:
@@ -337,10 +315,8 @@ class DuckDBEngine(Engine):
         self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         error: BaseException | None = None
         con = self._connect(spec.sandbox_dirs)
-        # Waits that overlap the end of the run: replaced files being freed; the connection
-        # closing while the run is recorded. (The warehouse is opened only to record the run,
-        # under its lock: opened any earlier, it would keep other runs waiting.)
-        cleanup: list[Task[None]] = []
+        # The warehouse is opened only to record the run, under its lock: opened any earlier,
+        # it would keep other runs waiting.
         try:
             if any(o.postgres is not None for o in spec.outputs):
                 from builder.engines.postgres import check_outputs
@@ -362,7 +338,7 @@ class DuckDBEngine(Engine):
                 if progress:
                     progress("write", out.step, None)
                 result.outputs.append(self.write_output(
-                    con, spec, out, streamed=out.step in streamed, cleanup=cleanup))
+                    con, spec, out, streamed=out.step in streamed))
         except duckdb.Error as e:
             error = ExecutionError(Problem(f"{engine_message(e)}", file=file,
                                            step=getattr(e, "_dy_node", None), kind="execution"))
@@ -372,17 +348,10 @@ class DuckDBEngine(Engine):
             raise
         finally:
             result.seconds = time.perf_counter() - started
-            # Closing frees the run's memory (30 ms for the benchmark's pipeline B) while the
-            # run is recorded.
-            closing = Task(_close_quietly, con)
-            try:
-                if self.record:
-                    record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
-                                      self._run_started)
-            finally:
-                closing.result()
-                for task in cleanup:
-                    task.result()
+            _close_quietly(con)
+            if self.record:
+                record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
+                                  self._run_started)
         return result
 
     def _materialize(self, node: NodeSpec, outputs: dict[str, OutputSpec]) -> bool:
@@ -444,9 +413,8 @@ class DuckDBEngine(Engine):
                         seconds=time.perf_counter() - t0)
 
     def write_output(self, con: duckdb.DuckDBPyConnection, spec: RunSpec, out: OutputSpec,
-                     streamed: bool = False, cleanup: list[Task[None]] | None = None
-                     ) -> OutputResult:
-        """Write one output; ``cleanup`` as in :func:`write_file` (files)."""
+                     streamed: bool = False) -> OutputResult:
+        """Write one output (a file, a staging table or a PostgreSQL table)."""
         t0 = time.perf_counter()
         file = spec.pipeline.file
         if out.staging:
@@ -467,7 +435,7 @@ class DuckDBEngine(Engine):
         try:
             if out.format == "parquet":
                 relation = exact_parquet_sql(con, relation, out.step, file)
-            rows = write_file(con, relation, out.target, out.format, cleanup=cleanup)
+            rows = write_file(con, relation, out.target, out.format)
         except duckdb.Error as e:
             if streamed and not isinstance(e, (duckdb.IOException, duckdb.PermissionException)):
                 # The step itself runs during the write: its failure is the step's.

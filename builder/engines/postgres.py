@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import duckdb
+
 from builder.errors import ConfigError, ExecutionError, Problem, did_you_mean
 from builder.pipeline.postgres_spec import (  # noqa: F401 - the file's keys, re-exported
     MODES,
@@ -36,7 +38,6 @@ from builder.pipeline.postgres_spec import (  # noqa: F401 - the file's keys, re
 )
 
 if TYPE_CHECKING:
-    from builder.duckdb_native import duckdb
     from builder.pipeline.model import Pipeline, Source
     from builder.plan.compiler import Plan, ProblemSink, SourcePlan
     from builder.plan.runspec import OutputSpec
@@ -246,8 +247,6 @@ def _dq(name: str) -> str:
 def _duck_types(pg_sql: str, read_sql: str, spec: dict[str, Any],
                 where: str) -> list[tuple[str, str]]:
     """DuckDB's types of the read query, from an empty result of the final PostgreSQL query."""
-    import duckdb as duckdb_full  # the full package: Arrow scans need its Python layer
-
     con = connect(spec["dsn"], where)
     try:
         cur = con.cursor()
@@ -255,7 +254,7 @@ def _duck_types(pg_sql: str, read_sql: str, spec: dict[str, Any],
         empty = cur.fetch_arrow_table()
     finally:
         _close_quietly(con)
-    duck = duckdb_full.connect()
+    duck = duckdb.connect()
     try:
         duck.register("pg_empty", empty)
         rows = duck.execute("DESCRIBE " + read_sql.replace("{view}", "pg_empty")).fetchall()
@@ -293,8 +292,6 @@ def attached(con: duckdb.DuckDBPyConnection, info: dict[str, Any],
 
     The stream can be read once: the caller runs one statement that stores the rows.
     """
-    import duckdb as duckdb_full  # noqa: F401 - sets up Arrow scans on this connection's class
-
     where = f"source '{source}'"
     pg = connect(info["dsn"], where)
     try:
@@ -362,9 +359,7 @@ def _has_unique(cur: Any, table: str, key: list[str]) -> bool:
 
 def write_output(con: duckdb.DuckDBPyConnection, out: OutputSpec, file: str | None) -> int:
     """Write step ``out.step`` to its PostgreSQL table in one transaction; returns rows."""
-    import duckdb as duckdb_full  # noqa: F401 - Arrow results need the package's Python layer
-
-    from builder.duckdb_native import q
+    from builder.plan.sandbox import q
 
     assert out.postgres is not None
     spec = out.postgres

@@ -49,6 +49,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sqlglot import exp
 
+from builder import fsio
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -837,7 +838,7 @@ def _atomic_dir(spark: SparkSession, target: str, fmt: str) -> Iterator[str]:
         old = final.parent / f".{final.name}{OLD_MARK}{os.getpid()}"
         if final.exists() or final.is_symlink():
             os.replace(final, old)  # a file (DuckDB output) or a directory (earlier Spark run)
-        os.replace(tmp, final)
+        fsio.replace(tmp, final)  # its part files synced first
         if old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
         elif old.exists() or old.is_symlink():

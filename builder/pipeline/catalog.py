@@ -21,6 +21,7 @@ The salt of hashed columns is read from an environment variable (``pii_salt_env`
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,17 +105,17 @@ class Catalog:
         return entry.format or infer_format(entry.location) or "parquet"
 
 
-_CACHE: dict[tuple[Any, ...], Catalog] = {}
-
-
 def load_catalog(project: Project) -> Catalog:
-    """Every entry of ``catalog/*.yaml`` (cached by file modification times)."""
+    """Every entry of ``catalog/*.yaml`` (cached by file modification times and sizes)."""
     files = sorted(project.catalog_dir.glob("*.yaml")) if project.catalog_dir.is_dir() else []
-    key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    if key in _CACHE:
-        return _CACHE[key]
+    return _read_catalog(tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_catalog(identity: tuple[tuple[str, int, int], ...]) -> Catalog:
+    """The catalog of these files (path, mtime, size): read again when any of them changes."""
     cat = Catalog()
-    for f in files:
+    for f in (Path(name) for name, _mtime, _size in identity):
         try:
             data = loads(read_text_file(f, "catalog file"), file=str(f))
         except PipelineError as e:  # YAML syntax, a bound exceeded, not a regular file
@@ -140,8 +141,6 @@ def load_catalog(project: Project) -> Catalog:
                                         line=data.line_of("name") or 1))
             continue
         cat.entries[entry.name] = (entry, f)
-    _CACHE.clear()
-    _CACHE[key] = cat
     return cat
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import fsio
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
 from builder.pipeline.filemodel import (  # noqa: F401 - the file's names, read from here
     FORMATS,
@@ -42,7 +43,6 @@ from builder.pipeline.roundtrip import keep_comments
 from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
-    atomic_write_text,
     dumps,
     loads,
     read_text_file,
@@ -457,7 +457,7 @@ def save(p: Pipeline, path: str | Path | None = None, *, expected: str | None = 
         if previous is None:
             previous = expected if expected is not None else _own_file_text(p, target)
         text = dump(p, previous)
-    atomic_write_text(target, text)
+    fsio.write_text(target, text)
     return target
 
 

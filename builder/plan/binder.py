@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from builder.duckdb_native import duckdb
+import duckdb
+
 from builder.errors import Problem, did_you_mean, engine_message, function_error
 from builder.pipeline.model import Step
 from builder.plan import sqlcheck

@@ -14,14 +14,13 @@ import re
 import typing
 from typing import Any
 
+import duckdb
 import networkx as nx
 from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from builder.duckdb_native import duckdb
 from builder.errors import CompileError, Problem, engine_message
-from builder.heap import frozen_heap
 from builder.pipeline.model import Pipeline, Step
 from builder.pipeline.params import bind_params, check_param_names, mask_params
 from builder.pipeline.pydantic_errors import pydantic_messages
@@ -122,10 +121,7 @@ def plan(pipeline: Pipeline, registry: Registry = PATTERNS, *, stop_at: str | No
 
     ``stop_at`` limits work to the steps that node needs (the app types only what it shows).
     """
-    # The heap found here is frozen so the collector walks only what planning creates; without
-    # it a 500-step plan paid a full collection of the imports' 110k objects (see builder.heap).
-    with frozen_heap():
-        return _plan(pipeline, registry, stop_at, typer)
+    return _plan(pipeline, registry, stop_at, typer)
 
 
 def _plan(pipeline: Pipeline, registry: Registry, stop_at: str | None,

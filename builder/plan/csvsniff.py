@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 from sqlglot import exp
 
-from builder.duckdb_native import duckdb
 from builder.pipeline.model import Source
 from builder.plan.reader_options import option_args
 from builder.plan.sandbox import sandboxed_cursor

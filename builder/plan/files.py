@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import os
 
+import duckdb
 from sqlglot import exp
 
-from builder.duckdb_native import duckdb
 from builder.errors import engine_message
 from builder.pipeline.model import Pipeline, Source
 from builder.plan.csvsniff import ragged_csv

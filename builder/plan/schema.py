@@ -9,41 +9,13 @@ the ones the run will produce.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import functools
 
+import duckdb
 from sqlglot import exp
 
-from builder.duckdb_native import duckdb, q
-from builder.plan.sandbox import describe, sandboxed_cursor
+from builder.plan.sandbox import describe, q, sandboxed_cursor
 from builder.plan.types import ColumnInfo, Schema
-
-BIND_ONLY = hasattr(duckdb.DuckDBPyConnection, "_bind")  # duckdb 2.x
-
-_SOURCE_CACHE: OrderedDict[tuple[object, ...], Schema] = OrderedDict()
-_SOURCE_CACHE_LOCK = threading.Lock()
-_SOURCE_CACHE_SIZE = 256
-
-
-def cached_source_schema(key: tuple[object, ...]) -> Schema | None:
-    with _SOURCE_CACHE_LOCK:
-        hit = _SOURCE_CACHE.get(key)
-        if hit is not None:
-            _SOURCE_CACHE.move_to_end(key)
-        return hit
-
-
-def remember_source_schema(key: tuple[object, ...], schema: Schema) -> None:
-    with _SOURCE_CACHE_LOCK:
-        _SOURCE_CACHE[key] = schema
-        while len(_SOURCE_CACHE) > _SOURCE_CACHE_SIZE:
-            _SOURCE_CACHE.popitem(last=False)
-
-
-def forget_source_schemas() -> None:
-    """Empty the source schema cache (the next plan reads each source's schema again)."""
-    with _SOURCE_CACHE_LOCK:
-        _SOURCE_CACHE.clear()
 
 
 class Typer:
@@ -70,19 +42,16 @@ class Typer:
 
     def describe_query(self, sql: str) -> Schema:
         """Columns of a (DuckDB) query; raises duckdb.Error when it does not bind."""
-        # Bound, never run. ``_bind`` is the extension's bind-only call (what the duckdb
-        # package's con.sql builds a relation on): 0.3-0.5 ms a step, against 0.5-0.6 ms for
-        # a relation, which also needs that package's Python layer (50-120 ms to import), and
-        # 0.6-0.9 ms for DESCRIBE, which runs a query: the fallback for an extension without it.
+        # Bound, never run: a relation over a query is planned lazily, and its columns and
+        # types are known once it binds (DESCRIBE would run a query over the plan: 2x slower).
         try:
-            if BIND_ONLY:
-                names, types = self.con._bind(sql)[:2]
-                return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(names, types))
-            rows = self.con.execute(f"DESCRIBE {sql}\n").fetchall()
+            rel = self.con.sql(sql)
         except duckdb.Error:
             self._recover()
             raise
-        return tuple(ColumnInfo(str(r[0]), str(r[1])) for r in rows)
+        if rel is None:  # not a query (statements are refused before typing: sqlcheck)
+            raise duckdb.InvalidInputException("not a query: typing needs a SELECT.")
+        return tuple(ColumnInfo(str(n), str(t)) for n, t in zip(rel.columns, rel.types))
 
     def define(self, name: str, schema: Schema) -> None:
         """Create (or replace) an empty table ``name`` with the given schema."""
@@ -124,11 +93,17 @@ def _create_sql(name: str, schema: Schema) -> str:
 
 def describe_source(read_sql: str, key: tuple[object, ...], allowed_dirs: list[str]) -> Schema:
     """Schema of a source's read query, cached by ``key`` (file identity and read options)."""
-    hit = cached_source_schema(key)
-    if hit is not None:
-        return hit
-    schema = tuple(ColumnInfo(n, t) for n, t in describe(read_sql, allowed_dirs))
-    remember_source_schema(key, schema)
-    return schema
+    return _described(key, read_sql, tuple(allowed_dirs))
+
+
+@functools.lru_cache(maxsize=256)
+def _described(key: tuple[object, ...], read_sql: str, allowed_dirs: tuple[str, ...]) -> Schema:
+    return tuple(ColumnInfo(n, t) for n, t in describe(read_sql, allowed_dirs))
+
+
+def forget_source_schemas() -> None:
+    """Empty the source schema cache (the next plan reads each source's schema again)."""
+    _described.cache_clear()
+
 
 

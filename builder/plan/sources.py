@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import duckdb
 from pydantic import ValidationError
 from sqlglot import exp
 
-from builder.duckdb_native import duckdb
 from builder.errors import did_you_mean
 from builder.pipeline.catalog import CatalogEntry, load_catalog
 from builder.pipeline.model import Pipeline, Source, staging_name_problem

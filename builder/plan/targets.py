@@ -29,6 +29,7 @@ import os
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
+from builder import fsio
 from builder.errors import Problem
 from builder.pipeline.project import find_project
 
@@ -59,9 +60,8 @@ def is_dockyard_folder(path: Path) -> bool:
 def write_marker(folder: Path, engine: str, fmt: str) -> None:
     """Mark ``folder`` (about to become an output) as written by Dockyard."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    (folder / MARKER).write_text(json.dumps({"written_by": "dockyard", "engine": engine,
-                                             "format": fmt, "at": stamp}) + "\n",
-                                 encoding="utf-8")
+    fsio.write_text(folder / MARKER, json.dumps({"written_by": "dockyard", "engine": engine,
+                                                 "format": fmt, "at": stamp}) + "\n")
 
 
 def refuse_unsafe_target(target: str | Path) -> None:

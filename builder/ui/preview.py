@@ -11,8 +11,9 @@ reruns the page, which calls :meth:`Previewer.interrupt`, and the worker reports
 
 from __future__ import annotations
 
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ JOB = "dy_preview_job"
 # Above this much source data upstream of a node, previews start in sample mode (1M click events
 # are ~13 MB of Parquet and a full cold preview of pipeline A takes ~1.6 s; 10M, ~130 MB, 18 s).
 SAMPLE_ABOVE_BYTES = 32 * 1024 * 1024
+# The app's previews run here, one at a time per session; a session that starts another waits
+# for its own (the page does), so a few workers serve many sessions.
+_WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dockyard-preview")
 
 
 @dataclass
@@ -47,28 +51,22 @@ class Shown:
 
 @dataclass
 class Job:
-    """A preview computing in a worker thread."""
+    """A preview computing in a worker thread (``future``: its result and profile)."""
 
     node: str
     fingerprint: str
     sample: SampleSpec | None
-    thread: threading.Thread | None = None
-    result: PreviewResult | None = None
-    profile: pd.DataFrame | None = None
-    error: BaseException | None = None
+    future: Future[tuple[PreviewResult, pd.DataFrame | None]] | None = None
     started: float = field(default_factory=time.perf_counter)
 
     @property
     def done(self) -> bool:
-        return self.thread is not None and not self.thread.is_alive()
+        return self.future is not None and self.future.done()
 
 
-def _work(job: Job, pv: Previewer, plan: Plan) -> None:
-    try:
-        job.result = pv.preview(plan, job.node, limit=MAX_ROWS, sample=job.sample)
-        job.profile = pv.profile(plan, job.node, sample=job.sample)
-    except BaseException as e:  # noqa: BLE001 - handed to the page, shown as one line
-        job.error = e
+def _work(job: Job, pv: Previewer, plan: Plan) -> tuple[PreviewResult, pd.DataFrame | None]:
+    result = pv.preview(plan, job.node, limit=MAX_ROWS, sample=job.sample)
+    return result, pv.profile(plan, job.node, sample=job.sample)
 
 
 def fingerprint(pv: Previewer, plan: Plan, node: str, sample: SampleSpec | None) -> str | None:
@@ -81,10 +79,8 @@ def fingerprint(pv: Previewer, plan: Plan, node: str, sample: SampleSpec | None)
 def start(plan: Plan, node: str, sample: SampleSpec | None) -> None:
     pv = state.previewer()
     job = Job(node=node, fingerprint=fingerprint(pv, plan, node, sample) or "", sample=sample)
-    job.thread = threading.Thread(target=_work, args=(job, pv, plan), daemon=True,
-                                  name=f"dockyard-preview-{node}")
     st.session_state[JOB] = job
-    job.thread.start()
+    job.future = _WORKERS.submit(_work, job, pv, plan)
 
 
 def cancel() -> None:
@@ -104,29 +100,29 @@ def wait(plan: Plan) -> None:
         slot.button("Cancel preview", key="dy_cancel_preview", on_click=cancel)
         note = st.empty()
         with st.spinner(f"Computing '{job.node}' ..."):
-            while job.thread is not None and job.thread.is_alive():
-                job.thread.join(0.2)
+            while job.future is not None and not job.future.done():
+                wait_for([job.future], timeout=0.2)
                 # Touching the page lets Streamlit rerun at once when Cancel is clicked.
                 note.caption(f"running for {time.perf_counter() - job.started:.1f}s")
         note.empty()
         slot.empty()
     st.session_state.pop(JOB, None)
-    if job.error is not None:
-        e = job.error
+    assert job.future is not None
+    e = job.future.exception()
+    if e is not None:
         if isinstance(e, PipelineError):
             for p in e.problems[:5]:
                 state.flash("error", problem_text(p))
         else:
             state.flash("error", one_line(e))
     else:
-        assert job.result is not None
+        result, profile = job.future.result()
         st.session_state[state.PREVIEW] = Shown(job.node, job.fingerprint, job.sample,
-                                                job.result, job.profile)
+                                                result, profile)
         # A sampled preview computed the steps above the node in one query; give them their
         # own cached tables now, while the user reads the result (an edit then recomputes
         # only what changed).
-        threading.Thread(target=state.previewer().settle, daemon=True,
-                         name="dockyard-preview-settle").start()
+        _WORKERS.submit(state.previewer().settle)
     # Draw the page again so the DAG and the node list show the newly cached results.
     st.rerun()
 

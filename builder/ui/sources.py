@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from builder import fsio
 from builder.errors import ConfigError
 from builder.pipeline import edit
 from builder.pipeline.model import Pipeline, infer_format
@@ -56,9 +57,7 @@ def save_upload(folder: Path, name: str, data: bytes) -> Path:
     if target.exists() and target.read_bytes() != data:
         target = target_dir / f"{safe}_{hashlib.sha256(data).hexdigest()[:8]}{suffix}"
     if not target.exists():
-        tmp = target.with_name(f".{target.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        fsio.write_bytes(target, data)
     return target
 
 

@@ -24,10 +24,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 from sqlglot import exp
 
-from builder.background import CONFIG
-from builder.duckdb_native import duckdb
 from builder.engines.duckdb import write_file
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.locks import (
@@ -39,6 +38,7 @@ from builder.locks import (
     warehouse_lock_file,
 )
 from builder.pipeline.project import Project, find_project
+from builder.plan.sandbox import CONFIG
 
 if TYPE_CHECKING:
     from builder.engines.base import OutputResult, RunResult
@@ -66,9 +66,7 @@ CREATE TABLE IF NOT EXISTS watermarks (
 
 
 @contextmanager
-def database(project: Project, read_only: bool = False,
-             host: duckdb.DuckDBPyConnection | None = None
-             ) -> Iterator[duckdb.DuckDBPyConnection]:
+def database(project: Project, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """The warehouse DuckDB file for a ``with`` block, one process (and thread) at a time.
 
     DuckDB lets one process open the file for writing. Every opening holds the warehouse lock
@@ -77,36 +75,25 @@ def database(project: Project, read_only: bool = False,
     is bounded (``DOCKYARD_WAREHOUSE_WAIT``, 120 s): after it, an :class:`ExecutionError` names
     the file and the process holding it. A process outside Dockyard holding the file (the
     DuckDB CLI, say) is waited for within the same bound.
-
-    With ``host``, an unused in-memory database (from ``background.take_spare``), the file is
-    attached to it and made the default: 2 ms, where opening the file as a database of its own
-    takes 30-50 ms, nearly all of it spent creating a database. ``host`` is closed at the end,
-    also when the file cannot be opened.
     """
     bound = wait_bound()
     deadline = time.monotonic() + bound  # one bound for both waits below
     what = f"the warehouse '{project.database}'"
-    try:
-        project.warehouse.mkdir(parents=True, exist_ok=True)
-        with hold(warehouse_lock_file(project.warehouse), what, bound):
-            con = _open(project, read_only and project.database.exists(), host,
-                        deadline, bound, what)
-            host = None  # closed with con
-            try:
-                yield con
-            finally:
-                con.close()
-    finally:
-        if host is not None:
-            host.close()
+    project.warehouse.mkdir(parents=True, exist_ok=True)
+    with hold(warehouse_lock_file(project.warehouse), what, bound):
+        con = _open(project, read_only and project.database.exists(), deadline, bound, what)
+        try:
+            yield con
+        finally:
+            con.close()
 
 
-def _open(project: Project, read_only: bool, host: duckdb.DuckDBPyConnection | None,
-          deadline: float, bound: float, what: str) -> duckdb.DuckDBPyConnection:
+def _open(project: Project, read_only: bool, deadline: float, bound: float,
+          what: str) -> duckdb.DuckDBPyConnection:
     """Open the file, retrying while a process outside Dockyard's lock holds it."""
     while True:
         try:
-            con = _connect_file(project.database, read_only, host)
+            con = duckdb.connect(str(project.database), read_only=read_only, config=CONFIG)
             break
         except duckdb.IOException as e:
             if not _LOCKED.search(str(e)):
@@ -126,15 +113,6 @@ def _open(project: Project, read_only: bool, host: duckdb.DuckDBPyConnection | N
         con.close()
         raise
     return con
-
-
-def _connect_file(path: Path, read_only: bool,
-                  host: duckdb.DuckDBPyConnection | None) -> duckdb.DuckDBPyConnection:
-    if host is None:
-        return duckdb.connect(str(path), read_only=read_only, config=CONFIG)
-    host.execute("ATTACH ? AS warehouse" + (" (READ_ONLY)" if read_only else ""), [str(path)])
-    host.execute("USE warehouse")
-    return host
 
 
 # ---- writing staging tables --------------------------------------------------------------
@@ -391,13 +369,12 @@ def upstream_doc(project: Project, kind: str, target: str, column: str) -> str |
 
 
 def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
-               error: BaseException | None, engine: str, started: dt.datetime,
-               host: duckdb.DuckDBPyConnection | None = None) -> str:
+               error: BaseException | None, engine: str, started: dt.datetime) -> str:
     """Append the run to the history and, when it succeeded, register its staging outputs.
 
     Both in one transaction, under the warehouse lock: a run that finds the warehouse busy
     waits (see :func:`database`); it never drops the record. ``plan`` is needed only for
-    staging outputs (a run from the run cache has none); ``host`` as in :func:`database`.
+    staging outputs (a run from the run cache has none).
     """
     run_id = os.urandom(6).hex()  # 48 random bits, as uuid4().hex[:12] (uuid imports 5 ms)
     message = None
@@ -406,13 +383,8 @@ def record_run(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunR
         message = probs[0].message if probs else (str(error).splitlines() or [""])[0] or \
             type(error).__name__
     outputs = {o.output: {"target": o.target, "rows": o.rows} for o in result.outputs}
-    try:
-        records = _registry_records(plan, result, run_id) if error is None and plan else []
-    except BaseException:
-        if host is not None:
-            host.close()
-        raise
-    with database(find_project(pipeline.path), host=host) as db:
+    records = _registry_records(plan, result, run_id) if error is None and plan else []
+    with database(find_project(pipeline.path)) as db:
         db.execute("BEGIN TRANSACTION")
         db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    [run_id, pipeline.name, pipeline.file, engine, started,
