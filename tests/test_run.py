@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import builder.cli.main as cli
 from builder import api
 from builder.cli.main import main
-from builder.cli.main import main as cli
 from builder.engines.preview import Previewer
 from builder.pipeline.model import load
 from builder.pipeline.project import find_project
@@ -405,7 +405,7 @@ def test_secrets_come_from_the_environment_not_the_file(tmp_path, capsys, monkey
 
 def test_second_run_of_the_same_pipeline_refuses_while_the_first_runs(tmp_path, capsys):
     from builder.pipeline.model import load
-    from builder.runlock import run_lock
+    from builder.runner.lock import run_lock
 
     path = _write(tmp_path, PIPELINE)
     with run_lock(load(path)):
@@ -478,7 +478,7 @@ def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path
 
 def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
     import builder.background as background
-    import builder.engines.duckdb as engine
+    import builder.engines.connection as engine
 
     background.prestart()
     con = engine.connect([str(tmp_path)])
@@ -516,7 +516,10 @@ def test_prestarted_database_is_sandboxed_like_a_new_one(tmp_path, monkeypatch):
         taken.append(spare is not None)
         return spare
 
-    monkeypatch.setattr(engine, "take_spare", take)
+    import builder.warehouse.store as warehouse
+
+    monkeypatch.setattr(engine, "take_spare", take)  # the run's database
+    monkeypatch.setattr(warehouse, "take_spare", take)  # the one recording it
     path = _write(tmp_path, KILL_PIPELINE.replace("{N}", "2"))
     assert main(["run", str(path)]) == 0
     assert taken == [True, True] and background._spares == []

@@ -15,7 +15,13 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from builder.engines import get_engine
 from builder.errors import ConfigError, ExecutionError, PipelineError
+from builder.locks import wait_bound
+from builder.plan.runspec import RunSpec
+from builder.runner import cache as runcache
+from builder.runner import run as runner
+from builder.warehouse.store import WarehouseStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -150,47 +156,37 @@ class _Progress:
             print(f"writing output {node} ...", file=self.stream, flush=True)
 
 
-def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
-    """(RunSpec, Plan) to run: a DuckDB run comes from the run cache when nothing it was planned
-    from changed (no plan then); otherwise the pipeline is planned, and for DuckDB rendered and
-    stored. None when the pipeline is invalid (its problems are printed)."""
+def _planned_run(args: argparse.Namespace, store: WarehouseStore) -> RunSpec | None:
+    """The run spec to run: a DuckDB run comes from the run cache when nothing it was planned
+    from changed; otherwise the pipeline is planned (with the warehouse's watermarks), and for
+    DuckDB stored. None when the pipeline is invalid (its problems are printed)."""
     sets = list(args.set or [])
     use_cache = args.engine == "duckdb" and not args.upstream and not args.no_cache
     if use_cache:
-        from builder import runcache
-
         cached = runcache.lookup(args.file, sets)
         if cached is not None:
             for w in cached.warnings:
                 print(w, file=sys.stderr)
             print("plan: unchanged since the last run (run cache; --no-cache plans afresh)")
-            return cached, None
+            return cached
     pipeline = _load(args)
-    from builder.plan.compiler import plan
+    # The planner (sqlglot, networkx, pydantic): not imported by a run from the run cache.
+    from builder.runner.pipelines import plan_with, run_upstream
 
     if args.upstream:
-        from builder.plan.dependencies import run_upstream
-
-        run_upstream(pipeline, engine=args.engine, out=sys.stdout)
-    p = plan(pipeline)
+        run_upstream(pipeline, store, engine=args.engine, out=sys.stdout)
+    p = plan_with(pipeline, store)
     _print_problems(p.warnings)
     if p.errors:
         _print_problems(p.errors)
         return None
-    if args.engine != "duckdb":
-        return None, p
-    from builder.plan.runspec import RunSpec
-
     spec = RunSpec.from_plan(p)
     if use_cache:
         runcache.store(args.file, pipeline, p, spec, sets)
-    return spec, p
+    return spec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from builder.engines import get_engine
-    from builder.locks import wait_bound
-
     wait_bound()  # a bad DOCKYARD_WAREHOUSE_WAIT stops the run before it starts
 
     options: dict[str, Any] = {}
@@ -208,33 +204,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
+    store = WarehouseStore()
     if args.full_refresh:  # imported only then: a cached run's start-up stays lean
         from builder.plan.incremental import full_refresh
 
         with full_refresh():
-            planned = _planned_run(args)
+            spec = _planned_run(args, store)
     else:
-        planned = _planned_run(args)
-    if planned is None:
+        spec = _planned_run(args, store)
+    if spec is None:
         return EXIT_INVALID
-    spec, p = planned
     engine = get_engine(args.engine, **options)
-    if spec is not None:
-        total, outputs = spec.steps_total, [o.step for o in spec.outputs]
-    else:
-        assert p is not None
-        total = sum(1 for n in p.needed_for(list(p.pipeline.outputs)) if n not in p.sources)
-        outputs = list(p.pipeline.outputs)
-    progress = _Progress(total, sys.stdout, outputs)
+    progress = _Progress(spec.steps_total, sys.stdout, [o.step for o in spec.outputs])
     t0 = time.perf_counter()
     try:
-        if spec is not None:
-            from builder.engines.duckdb import DuckDBEngine
-
-            assert isinstance(engine, DuckDBEngine)
-            result = engine.run_spec(spec, progress)
-        else:
-            result = engine.run(p, progress=progress)
+        result = runner.run(engine, spec, store, progress=progress)
     finally:
         engine.close()
     for c in result.checks:

@@ -40,6 +40,7 @@ from builder.pipeline.model import (
     valid,
 )
 from builder.pipeline.params import param_names
+from builder.pipeline.postgres_spec import spec_problems
 from builder.pipeline.yamlio import loads
 from builder.plan import sqlcheck
 
@@ -153,8 +154,6 @@ def add_table_source(pipeline: Pipeline, source_id: str, kind: str, name: str) -
 
 def postgres_spec(where: str, spec: dict[str, Any], *, output: bool) -> dict[str, Any]:
     """A checked ``postgres:`` mapping (ConfigError with the first problem)."""
-    from builder.engines.postgres import spec_problems
-
     spec = {k: v for k, v in spec.items() if v not in (None, "", [])}
     problems = spec_problems(spec, where, output=output)
     if problems:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ConfigError, ProblemCollector, did_you_mean
+from builder.pipeline.postgres_spec import spec_problems
 from builder.pipeline.yamlio import (
     BlockDict,
     LineDict,
@@ -389,8 +390,6 @@ def _parse_sources(pc: ProblemCollector, d: LineDict) -> dict[str, Source]:
         else:
             src.options = dict(opts)
         if spec.get("postgres") is not None:
-            from builder.engines.postgres import spec_problems
-
             src.postgres = _plain(spec["postgres"])
             for message in spec_problems(src.postgres, where, output=False):
                 pc.add(message, line=spec.line_of("postgres"))
@@ -563,8 +562,6 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict) -> dict[str, Output]:
             pc.add(f"'columns' in {where} must map column names to descriptions.",
                    line=spec.line_of("columns"))
         if spec.get("postgres") is not None:
-            from builder.engines.postgres import spec_problems
-
             o.postgres = _plain(spec["postgres"])
             for message in spec_problems(o.postgres, where, output=True):
                 pc.add(message, line=spec.line_of("postgres"))

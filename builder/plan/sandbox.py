@@ -5,7 +5,7 @@ schema on one that may read only that source's folder. Opening a database costs 
 loads its built-in extensions), so one locked database per set of allowed folders is kept.
 
 This module imports nothing but duckdb (and :mod:`builder.background`, which imports nothing
-else either), so the CLI can start opening the databases a command will need (``prewarm``)
+else either) and the light :mod:`builder.pipeline.project`, so the CLI can start opening the databases a command will need (``prewarm``)
 while it imports sqlglot, networkx and pydantic: DuckDB releases the GIL while it opens a
 database, so on two cores the two overlap.
 """
@@ -18,9 +18,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.background import CONFIG, Task
 from builder.duckdb_native import duckdb
+from builder.pipeline.project import find_project
+
+if TYPE_CHECKING:
+    from builder.plan.compiler import Plan
 
 _SIZE = 8
 
@@ -128,6 +133,24 @@ def normalise_dirs(dirs: Iterable[Path]) -> list[str]:
 def sandbox_dirs_for_paths(paths: Iterable[str]) -> list[str]:
     """The sandbox folders for reading these source paths (globs allowed)."""
     return normalise_dirs([source_dir(p) for p in paths if "://" not in p])
+
+
+def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
+    """Folders a pipeline's run may touch: its source folders, output folders and ``extra``."""
+    pipeline = plan.pipeline
+    dirs: list[Path] = []
+    for src in pipeline.sources.values():
+        if src.path and "://" not in src.path:
+            dirs.append(source_dir(pipeline.resolve(src.path)))
+    for sp in plan.sources.values():
+        dirs.extend(source_dir(p) for p in sp.paths if "://" not in p)
+    for out in pipeline.outputs.values():
+        if out.path:
+            dirs.append(Path(pipeline.resolve(out.path)).parent)
+        elif out.staging:
+            dirs.append(find_project(pipeline.path).staging_dir)
+    dirs.extend(Path(d) for d in extra)
+    return normalise_dirs(dirs)
 
 
 def file_identity(path: str) -> tuple[tuple[str, int, int], ...]:

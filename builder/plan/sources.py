@@ -23,6 +23,7 @@ from builder.pipeline.catalog import CatalogEntry, load_catalog
 from builder.pipeline.model import Pipeline, Source
 from builder.pipeline.project import find_project
 from builder.plan.compiler import ProblemSink, SourcePlan, plan_source, read_query, source_key
+from builder.plan.postgres import plan_source as plan_postgres
 from builder.plan.reader_options import option_problems
 from builder.plan.schema import Typer, describe_source
 from patterns import PATTERNS
@@ -35,8 +36,6 @@ Schema = tuple[ColumnInfo, ...]
 def plan_edge_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
     """The plan of a catalog, staging or PostgreSQL source (problems go to ``sink``)."""
     if src.postgres is not None:
-        from builder.engines.postgres import plan_source as plan_postgres
-
         return plan_postgres(pipeline, src, sink)
     if src.catalog:
         return _plan_catalog(pipeline, src, sink)
