@@ -3,6 +3,10 @@
 Exit codes: 0 success, 2 invalid pipeline or arguments, 1 failure while running. Problems go to
 stderr, one line each, never as a traceback. This module must not import streamlit (start-up
 time of ``dockyard validate`` matters to schedulers and editors).
+
+The planner (sqlglot, networkx, pydantic: 0.5 s of imports) and the pipeline model (PyYAML) are
+imported inside the commands that use them: a run from the run cache never loads them, which is
+the cache's whole gain.
 """
 
 from __future__ import annotations
@@ -10,15 +14,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
 from typing import Any, NoReturn
 
 from builder.engines import get_engine
-from builder.errors import ConfigError, ExecutionError, PipelineError
+from builder.errors import ConfigError, ExecutionError, PipelineError, Problem, did_you_mean
 from builder.locks import wait_bound
 from builder.plan.runspec import RunSpec
+from builder.plan.sandbox import prewarm, sandbox_dirs_for_paths
 from builder.runner import cache as runcache
 from builder.runner import run as runner
 from builder.warehouse.store import WarehouseStore
@@ -50,7 +58,7 @@ def _row_limit(text: str) -> int:
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    from builder.pipeline.yamlio import parse_scalar
+    from builder.pipeline.yamlio import parse_scalar  # PyYAML: not for a run from the cache
 
     out: dict[str, Any] = {}
     for item in items:
@@ -65,8 +73,7 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from builder.pipeline.model import load
-    from builder.plan.sandbox import prewarm, sandbox_dirs_for_paths
+    from builder.pipeline.model import load  # PyYAML: not for a run from the cache
 
     # The databases that planning types steps and reads source schemas on open in the
     # background (~40 ms each) while this process loads the file and imports the compiler.
@@ -94,9 +101,9 @@ def _plural(n: int, word: str) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     pipeline = _load(args)
-    from builder.plan.compiler import plan
+    from builder.runner.pipelines import plan_with
 
-    p = plan(pipeline)
+    p = plan_with(pipeline, WarehouseStore())
     warnings = _shared_staging(pipeline) if not p.errors else []
     _print_problems([*p.problems, *warnings])
     if p.errors:
@@ -113,8 +120,7 @@ def _shared_staging(pipeline: Any) -> list[Any]:
     """Warnings for staging tables that other saved pipelines publish too."""
     if not any(o.staging for o in pipeline.outputs.values()):
         return []  # most pipelines: no need to read the other saved pipelines
-    from builder.errors import Problem
-    from builder.plan.dependencies import other_publishers
+    from builder.plan.dependencies import other_publishers  # networkx: not for every command
 
     return [Problem(f"staging table '{name}' is also published by "
                     + ", ".join(f"'{f}'" for f in files[:3])
@@ -170,7 +176,6 @@ def _planned_run(args: argparse.Namespace, store: WarehouseStore) -> RunSpec | N
             print("plan: unchanged since the last run (run cache; --no-cache plans afresh)")
             return cached
     pipeline = _load(args)
-    # The planner (sqlglot, networkx, pydantic): not imported by a run from the run cache.
     from builder.runner.pipelines import plan_with, run_upstream
 
     if args.upstream:
@@ -273,9 +278,7 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from builder.cli.export import export, write
+    from builder.cli.export import export, write  # sqlglot (the schedule's cron check)
 
     text = export([Path(f) for f in args.files], args.to, schedule=args.schedule, name=args.name)
     if args.output:
@@ -287,9 +290,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
-    from importlib.resources import files
-
     # The script ships inside the package: the command works from a plain 'pip install' too.
     app = files("builder.ui").joinpath("streamlit_app.py")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
@@ -396,8 +396,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         import sqlglot
 
         if args.dialect not in sqlglot.Dialect.classes:
-            from builder.errors import did_you_mean
-
             sys.stderr.write(f"dockyard: unknown dialect '{args.dialect}'."
                              + (did_you_mean(args.dialect, sqlglot.Dialect.classes) or "")
                              + "\n")

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sqlglot import exp
 
+from builder.duckdb_native import q
 from builder.engines.base import (
     CheckResult,
     Engine,
@@ -29,7 +30,6 @@ from builder.engines.base import (
     StagingWriter,
     StepStat,
 )
-from builder.duckdb_native import q
 from builder.engines.connection import connect
 from builder.engines.duckdb import CHECK_SAMPLE_ROWS, TMP_MARK, check_failure_message
 from builder.engines.spark.errors import USER_RAISED, SparkEngineError, first_line
