@@ -24,6 +24,11 @@ anything starts (see :mod:`builder.plan.portability`). How the plan maps onto Sp
 * One SparkSession per process (``getOrCreate``); each run uses ``newSession()`` (own temporary
   views and SQL settings: session time zone UTC, ANSI mode on). ``close()`` leaves the shared
   session running unless the engine was made with ``stop_session=True``.
+
+The package, by job: ``types`` (DuckDB types as Spark types), ``readers`` (how a source is
+read), ``session`` (the shared SparkSession), ``engine`` (running a plan), ``writes`` (atomic
+output folders), ``errors``. PySpark is an optional dependency: importing this package without
+it raises ImportError, which :func:`builder.engines.get_engine` turns into a one-line message.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ USER_RAISED = "[USER_RAISED_EXCEPTION]"
 
 
 def first_line(e: BaseException) -> str:
+    """The first line of a Spark (or other) error, without its SQLSTATE, ending in a period."""
     text = str(getattr(e, "getMessage", lambda: None)() or e) if isinstance(
         e, PySparkException) else str(e)
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
