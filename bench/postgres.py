@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from builder.engines.duckdb import DuckDBEngine
     from builder.pipeline.model import load
     from builder.plan.compiler import plan
+    from builder.plan.runspec import RunSpec
     from tests.pg_server import start_server
 
     server = start_server()
@@ -90,13 +91,13 @@ def main(argv: list[str] | None = None) -> int:
               copied:
                 postgres: {dsn: {env: PG_DSN}, table: public.bench_written, primary_key: [id]}
         """))
-        engine = DuckDBEngine(record=False)
+        engine = DuckDBEngine()
 
         def dockyard_read() -> None:
-            engine.run(plan(load(read_yaml)))
+            engine.run(RunSpec.from_plan(plan(load(read_yaml))))
 
         def dockyard_write() -> None:
-            engine.run(plan(load(write_yaml)))
+            engine.run(RunSpec.from_plan(plan(load(write_yaml))))
 
         csv = work / "orders.csv"
 

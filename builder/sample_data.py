@@ -17,6 +17,11 @@ from pathlib import Path
 import duckdb
 
 from builder import fsio
+from builder.pipeline.model import load
+from builder.pipeline.project import find_project
+from builder.plan.dependencies import producer_files
+from builder.runner.pipelines import run_pipeline
+from builder.warehouse.store import WarehouseStore
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "saved_pipelines" / "data"
 
@@ -156,17 +161,12 @@ def ensure_sample_data(out_dir: Path = DEFAULT_DIR) -> Path:
 def ensure_examples(pipelines_dir: Path) -> list[str]:
     """Sample data, plus the staging tables example pipelines read (published by running
     the example that produces each, once). Returns the pipelines it ran."""
-    from builder import api
-    from builder.pipeline.model import load
-    from builder.pipeline.project import find_project
-    from builder.plan.dependencies import producer_files
-
     ensure_sample_data(pipelines_dir / "data")
     project = find_project(pipelines_dir / "x.yaml")
     ran = []
     for name, file in producer_files(project).items():
         if not project.staging_table(name).exists():
-            api.run(load(file))
+            run_pipeline(load(file), WarehouseStore())
             ran.append(file.stem)
     return ran
 

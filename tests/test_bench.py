@@ -15,6 +15,7 @@ from bench.data import ensure_data
 from builder.engines.duckdb import DuckDBEngine
 from builder.pipeline.model import load
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 
 
 def test_pipeline_steps_gives_the_same_output_with_fewer_tables(tmp_path: Path) -> None:
@@ -25,7 +26,7 @@ def test_pipeline_steps_gives_the_same_output_with_fewer_tables(tmp_path: Path) 
     out = data / "out" / "dockyard_a.parquet"
     sums = {}
     for pipelined in (False, True):
-        result = DuckDBEngine(pipeline_steps=pipelined, record=False).run(p)
+        result = DuckDBEngine(pipeline_steps=pipelined).run(RunSpec.from_plan(p))
         rows = {s.node: s.rows for s in result.steps}
         sums[pipelined] = harness.checksum(out, harness.COLUMNS["a"])
         if pipelined:

@@ -107,8 +107,8 @@ def test_saving_a_pipeline_keeps_the_files_permissions(tmp_path):
 
 def test_a_run_cache_entry_that_cannot_be_written_leaves_no_temp_file(tmp_path, monkeypatch):
     """The run cache's entry goes through the same writer: a failed write leaves nothing."""
-    from builder import runcache
     from builder.cli.main import main
+    from builder.runner import cache as runcache
 
     (tmp_path / "p.yaml").write_text(
         "version: 1\nname: rc\nsteps:\n  - id: a\n    sql: SELECT 1 AS x\n"

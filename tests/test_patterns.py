@@ -10,6 +10,7 @@ from builder.engines.duckdb import DuckDBEngine
 from builder.engines.preview import Previewer
 from builder.errors import ExecutionError
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 from patterns import PATTERNS
 from patterns._regex import unportable
 from tests.pattern_cases import STEP_ID, Case, assert_rows, case_pipeline, load_cases
@@ -31,7 +32,7 @@ def test_pattern_case(case: Case, tmp_path):
         assert got.strip() == case.sql.strip(), f"golden SQL differs:\n{got}"
     if case.error_run:
         with pytest.raises(ExecutionError) as ei:
-            DuckDBEngine().run(p)
+            DuckDBEngine().run(RunSpec.from_plan(p))
         assert case.error_run in str(ei.value)
         return
     with Previewer() as pv:

@@ -20,6 +20,7 @@ from builder.engines.duckdb import DuckDBEngine
 from builder.errors import PipelineError
 from builder.pipeline.model import load
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 
 pytestmark = pytest.mark.postgres
 
@@ -46,7 +47,7 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
 
 def run(path: Path) -> Any:
     p = plan(load(path))
-    return DuckDBEngine(record=False).run(p)
+    return DuckDBEngine().run(RunSpec.from_plan(p))
 
 
 ORDERS = """
@@ -82,7 +83,7 @@ def test_table_source_is_typed_from_the_catalog(pg, tmp_path):
         "scores": "INTEGER[]", "paid": "BOOLEAN", "spot": "VARCHAR", "spots": "VARCHAR[]"}
     from builder.engines.preview import Previewer
 
-    with Previewer(engine=DuckDBEngine(record=False)) as pv:
+    with Previewer() as pv:
         cols, values = pv.fetch(p, "all")
     names = [c[0] for c in cols]
     got = sorted((dict(zip(names, r)) for r in values), key=lambda r: r["id"])
@@ -115,7 +116,7 @@ def test_query_source_joined_with_a_file_runs_to_parquet(pg, tmp_path):
     p = plan(load(f))
     assert {c.name: c.type for c in p.schema("orders") or ()} == {
         "user_id": "BIGINT", "total": "DOUBLE"}
-    res = DuckDBEngine(record=False).run(p)
+    res = DuckDBEngine().run(RunSpec.from_plan(p))
     assert res.outputs[0].rows == 2
     import duckdb
 
@@ -394,7 +395,7 @@ def test_sampled_preview_of_a_keyed_postgres_source(pg, tmp_path):
             sql: SELECT * FROM orders
     """)
     p = plan(load(f))
-    with Previewer(engine=DuckDBEngine(record=False)) as pv:
+    with Previewer() as pv:
         res = pv.preview(p, "all", sample=SampleSpec(rows=10))
     assert res.row_count == 3
 

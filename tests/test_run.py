@@ -436,7 +436,7 @@ def test_secrets_come_from_the_environment_not_the_file(tmp_path, capsys, monkey
 
 def test_second_run_of_the_same_pipeline_refuses_while_the_first_runs(tmp_path, capsys):
     from builder.pipeline.model import load
-    from builder.runlock import run_lock
+    from builder.runner.lock import run_lock
 
     path = _write(tmp_path, PIPELINE)
     with run_lock(load(path)):
@@ -490,7 +490,7 @@ def test_second_name_of_a_replaced_output_left_by_a_dead_run_is_removed(tmp_path
 
 
 def test_a_run_database_reads_only_its_folders(tmp_path):
-    import builder.engines.duckdb as engine
+    import builder.engines.connection as engine
 
     con = engine.connect([str(tmp_path)])
     (tmp_path / "ok.csv").write_text("a\n1\n")
@@ -504,7 +504,7 @@ def test_a_run_database_reads_only_its_folders(tmp_path):
 
 def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
     """Not before: holding it during the queries would keep other runs out of the warehouse."""
-    import builder.engines.duckdb as engine
+    import builder.engines.connection as engine
     import builder.warehouse.store as warehouse
 
     events: list[str] = []

@@ -11,11 +11,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from builder import runcache
 from builder.cli.main import main
 from builder.pipeline.model import load
 from builder.plan.compiler import plan
 from builder.plan.runspec import RunSpec
+from builder.runner import cache as runcache
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHED = "plan: unchanged since the last run"

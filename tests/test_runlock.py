@@ -1,4 +1,4 @@
-"""One run of a pipeline at a time (builder.runlock): a busy lock is one line naming its
+"""One run of a pipeline at a time (builder.runner.lock): a busy lock is one line naming its
 holder, the wait is bounded, a killed holder frees it, and it works without ``fcntl``."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from builder.cli.main import main
 from builder.errors import ExecutionError
 from builder.pipeline.model import load
-from builder.runlock import lock_path, run_lock
+from builder.runner.lock import lock_path, run_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = """\
@@ -41,7 +41,7 @@ def pipeline_file(tmp_path: Path) -> Path:
 def _hold_in_another_process(f: Path) -> subprocess.Popen[str]:
     """A process holding ``f``'s run lock until its stdin closes (or it is killed)."""
     code = ("import sys\nfrom builder.pipeline.model import load\n"
-            "from builder.runlock import run_lock\n"
+            "from builder.runner.lock import run_lock\n"
             "with run_lock(load(sys.argv[1])):\n"
             "    print('held', flush=True); sys.stdin.read()\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
@@ -111,7 +111,7 @@ def test_the_run_lock_works_without_fcntl(pipeline_file):
         warnings.simplefilter("ignore")
         from builder.errors import ExecutionError
         from builder.pipeline.model import load
-        from builder.runlock import run_lock
+        from builder.runner.lock import run_lock
         p = load({str(pipeline_file)!r})
         with run_lock(p):
             try:

@@ -16,11 +16,13 @@ import pytest
 import sqlglot
 
 from builder.cli.main import main
-from builder.engines.duckdb import DuckDBEngine, connect
+from builder.engines.connection import connect
+from builder.engines.duckdb import DuckDBEngine
 from builder.engines.preview import Previewer
 from builder.errors import ExecutionError
 from builder.pipeline.model import load
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 
 
 @pytest.fixture
@@ -288,25 +290,25 @@ def test_engine_is_the_last_line_of_defence(case, proj):
     p = plan(load(f))
     assert not p.errors
     # A good run first: its outputs must survive the refused run.
-    DuckDBEngine(record=False).run(p)
+    DuckDBEngine().run(RunSpec.from_plan(p))
     before = (proj["out"] / "evil.parquet").read_bytes()
     p.steps["evil"].query = sqlglot.parse_one(
         case[1].format(data=proj["data"], outside=proj["outside"]), read="duckdb")
     with pytest.raises(ExecutionError) as info:
-        DuckDBEngine(record=False).run(p)
+        DuckDBEngine().run(RunSpec.from_plan(p))
     msg = str(info.value)
     assert "\n" not in msg and "step 'evil'" in msg and "TOP SECRET" not in msg, msg
     assert "disabled by configuration" in msg or "Cannot access" in msg, msg
     assert (proj["out"] / "evil.parquet").read_bytes() == before
     # Previews go through the same sandbox.
-    with Previewer(engine=DuckDBEngine(record=False)) as pv:
+    with Previewer() as pv:
         with pytest.raises(ExecutionError, match="step 'evil'"):
             pv.preview(p, "evil")
 
 
 def test_engine_connection_of_a_plan_is_sandboxed(proj):
     p = plan(load(_pipeline(proj, "SELECT * FROM t")))
-    con = DuckDBEngine(record=False).connect(p)
+    con = DuckDBEngine().connect(p)
     try:
         external, locked, dirs = con.execute(
             "SELECT current_setting('enable_external_access'), "

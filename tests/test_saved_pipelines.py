@@ -11,7 +11,8 @@ from builder import api
 from builder.pipeline.model import dump, load
 from builder.pipeline.project import WAREHOUSE_ENV
 from builder.plan.compiler import plan
-from builder.plan.dependencies import run_upstream
+from builder.runner.pipelines import run_upstream
+from builder.warehouse.store import WarehouseStore
 
 SAVED = Path(__file__).resolve().parent.parent / "saved_pipelines"
 FILES = sorted(SAVED.glob("*.yaml"))
@@ -33,7 +34,7 @@ def test_example_validates_round_trips_and_runs(path: Path, tmp_path: Path, ware
     monkeypatch.setenv(WAREHOUSE_ENV, str(warehouse))
     pipeline = load(path)
     assert dump(pipeline) == path.read_text(encoding="utf-8"), "saved file is not canonical"
-    run_upstream(pipeline)
+    run_upstream(pipeline, WarehouseStore())
     p = plan(pipeline)
     assert not p.errors, [str(e) for e in p.errors]
     assert not p.warnings, [str(w) for w in p.warnings]

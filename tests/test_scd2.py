@@ -24,6 +24,7 @@ from builder.engines.duckdb import DuckDBEngine
 from builder.errors import ExecutionError
 from builder.pipeline.model import Output, Pipeline, Source, Step
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 
 DAY0 = dt.date(2024, 1, 1)
 Row = tuple[Any, ...]  # (snap, id, tier, note)
@@ -93,7 +94,7 @@ def scd2_pipeline(folder: Path, rows: list[Row], hard: bool | str) -> Pipeline:
 def run_scd2(folder: Path, rows: list[Row], hard: bool | str) -> list[Row]:
     compiled = plan(scd2_pipeline(folder, rows, hard))
     assert not compiled.errors, [str(e) for e in compiled.errors]
-    DuckDBEngine(record=False).run(compiled)
+    DuckDBEngine().run(RunSpec.from_plan(compiled))
     deleted = ", is_deleted" if hard == "new_record" else ""
     return duckdb.sql(f"SELECT id, tier, note, valid_from, valid_to, is_current{deleted} FROM "
                       f"read_parquet('{folder / 'out.parquet'}')").fetchall()

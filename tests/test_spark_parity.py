@@ -19,6 +19,9 @@ from builder.engines.base import EngineUnavailable
 from builder.errors import CompileError, ExecutionError
 from builder.pipeline.model import Output, Pipeline, Source, Step, dump, load
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
+from builder.runner import run as runner
+from builder.warehouse.store import WarehouseStore
 from tests.pattern_cases import (
     STEP_ID,
     Case,
@@ -55,7 +58,7 @@ def spark_engine():
     pytest.importorskip("pyspark")
     from builder.engines.spark import SparkEngine
 
-    engine = SparkEngine(master="local[2]", record=False, conf={
+    engine = SparkEngine(master="local[2]", conf={
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
         "spark.ui.enabled": "false",
@@ -81,7 +84,7 @@ def test_pattern_case_on_spark(case: Case, tmp_path: Path, spark_engine) -> None
                     + str(p.errors[0]))
     if case.error_run:
         with pytest.raises(ExecutionError) as ei:
-            spark_engine.run(p)
+            spark_engine.run(RunSpec.from_plan(p))
         assert case.error_run in str(ei.value), str(ei.value)
         return
     if case.expected is not None:
@@ -135,7 +138,8 @@ def _run_with_upstream(path: Path, engine: Any, folder: Path) -> tuple[Pipeline,
         _redirect(pl, folder)
         p = plan(pl)
         assert not p.errors, [str(e) for e in p.errors]
-        result = engine.run(p)
+        # Through the runner: staging outputs are published in the warehouse, as a run does.
+        result = runner.run(engine, RunSpec.from_plan(p), WarehouseStore())
     return pl, result
 
 
@@ -159,7 +163,7 @@ def test_example_pipeline_same_rows_on_both_engines(path: Path, tmp_path: Path, 
                     (folder / Path(out.path).name).write_text("old")
             engine = spark_engine
         else:
-            engine = get_engine("duckdb", record=False)
+            engine = get_engine("duckdb")
         results[name] = _run_with_upstream(path, engine, folder)
     (duck_p, duck_r), (_, spark_r) = results["duckdb"], results["spark"]
     assert [s.node for s in spark_r.steps] == [s.node for s in duck_r.steps]
@@ -236,9 +240,9 @@ def test_spark_refuses_non_portable_sql_before_running(sql: str, construct: str,
 
     p = plan(_sql_pipeline(tmp_path, sql))
     assert not p.errors, [str(e) for e in p.errors]
-    engine = SparkEngine(record=False)
+    engine = SparkEngine()
     with pytest.raises(CompileError) as ei:
-        engine.run(p)
+        engine.run(RunSpec.from_plan(p))
     text = str(ei.value)
     assert "step 'bad_step'" in text and construct in text and "spark" in text, text
     assert len(ei.value.problems) == 1 and "\n" not in ei.value.problems[0].message
@@ -255,7 +259,8 @@ def test_missing_pyspark_says_how_to_install(monkeypatch) -> None:
     for name in [m for m in sys.modules if m == "pyspark" or m.startswith(("pyspark.", "py4j"))]:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.setitem(sys.modules, "pyspark", None)
-    monkeypatch.delitem(sys.modules, "builder.engines.spark", raising=False)
+    for name in [m for m in sys.modules if m.startswith("builder.engines.spark")]:
+        monkeypatch.delitem(sys.modules, name)
     with pytest.raises(EngineUnavailable) as ei:
         get_engine("spark")
     assert "pip install 'dockyard[spark]'" in str(ei.value)

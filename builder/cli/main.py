@@ -3,6 +3,10 @@
 Exit codes: 0 success, 2 invalid pipeline or arguments, 1 failure while running. Problems go to
 stderr, one line each, never as a traceback. This module must not import streamlit (start-up
 time of ``dockyard validate`` matters to schedulers and editors).
+
+The planner (sqlglot, networkx, pydantic: 0.5 s of imports) and the pipeline model (PyYAML) are
+imported inside the commands that use them: a run from the run cache never loads them, which is
+the cache's whole gain.
 """
 
 from __future__ import annotations
@@ -10,12 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
 from typing import Any, NoReturn
 
-from builder.errors import ConfigError, ExecutionError, PipelineError
+from builder.engines import get_engine
+from builder.errors import ConfigError, ExecutionError, PipelineError, Problem, did_you_mean
+from builder.locks import wait_bound
+from builder.plan.runspec import RunSpec
+from builder.runner import cache as runcache
+from builder.runner import run as runner
+from builder.warehouse.store import WarehouseStore
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -44,7 +57,7 @@ def _row_limit(text: str) -> int:
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
-    from builder.pipeline.yamlio import parse_scalar
+    from builder.pipeline.yamlio import parse_scalar  # PyYAML: not for a run from the cache
 
     out: dict[str, Any] = {}
     for item in items:
@@ -59,7 +72,7 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from builder.pipeline.model import load
+    from builder.pipeline.model import load  # PyYAML: not for a run from the cache
 
     pipeline = load(args.file)
     sets = _parse_sets(getattr(args, "set", None) or [])
@@ -82,9 +95,9 @@ def _plural(n: int, word: str) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     pipeline = _load(args)
-    from builder.plan.compiler import plan
+    from builder.runner.pipelines import plan_with
 
-    p = plan(pipeline)
+    p = plan_with(pipeline, WarehouseStore())
     warnings = _shared_staging(pipeline) if not p.errors else []
     _print_problems([*p.problems, *warnings])
     if p.errors:
@@ -101,8 +114,7 @@ def _shared_staging(pipeline: Any) -> list[Any]:
     """Warnings for staging tables that other saved pipelines publish too."""
     if not any(o.staging for o in pipeline.outputs.values()):
         return []  # most pipelines: no need to read the other saved pipelines
-    from builder.errors import Problem
-    from builder.plan.dependencies import other_publishers
+    from builder.plan.dependencies import other_publishers  # networkx: not for every command
 
     return [Problem(f"staging table '{name}' is also published by "
                     + ", ".join(f"'{f}'" for f in files[:3])
@@ -144,47 +156,36 @@ class _Progress:
             print(f"writing output {node} ...", file=self.stream, flush=True)
 
 
-def _planned_run(args: argparse.Namespace) -> tuple[Any, Any] | None:
-    """(RunSpec, Plan) to run: a DuckDB run comes from the run cache when nothing it was planned
-    from changed (no plan then); otherwise the pipeline is planned, and for DuckDB rendered and
-    stored. None when the pipeline is invalid (its problems are printed)."""
+def _planned_run(args: argparse.Namespace, store: WarehouseStore) -> RunSpec | None:
+    """The run spec to run: a DuckDB run comes from the run cache when nothing it was planned
+    from changed; otherwise the pipeline is planned (with the warehouse's watermarks), and for
+    DuckDB stored. None when the pipeline is invalid (its problems are printed)."""
     sets = list(args.set or [])
     use_cache = args.engine == "duckdb" and not args.upstream and not args.no_cache
     if use_cache:
-        from builder import runcache
-
         cached = runcache.lookup(args.file, sets)
         if cached is not None:
             for w in cached.warnings:
                 print(w, file=sys.stderr)
             print("plan: unchanged since the last run (run cache; --no-cache plans afresh)")
-            return cached, None
+            return cached
     pipeline = _load(args)
-    from builder.plan.compiler import plan
+    from builder.runner.pipelines import plan_with, run_upstream
 
     if args.upstream:
-        from builder.plan.dependencies import run_upstream
-
-        run_upstream(pipeline, engine=args.engine, out=sys.stdout)
-    p = plan(pipeline)
+        run_upstream(pipeline, store, engine=args.engine, out=sys.stdout)
+    p = plan_with(pipeline, store)
     _print_problems(p.warnings)
     if p.errors:
         _print_problems(p.errors)
         return None
-    if args.engine != "duckdb":
-        return None, p
-    from builder.plan.runspec import RunSpec
-
     spec = RunSpec.from_plan(p)
     if use_cache:
         runcache.store(args.file, pipeline, p, spec, sets)
-    return spec, p
+    return spec
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from builder.engines import get_engine
-    from builder.locks import wait_bound
-
     wait_bound()  # a bad DOCKYARD_WAREHOUSE_WAIT stops the run before it starts
 
     options: dict[str, Any] = {}
@@ -202,33 +203,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             options["pipeline_steps"] = False
     if args.engine != "spark" and (args.master or args.conf):
         raise ConfigError("--master and --conf go with --engine spark.")
+    store = WarehouseStore()
     if args.full_refresh:  # imported only then: a cached run's start-up stays lean
         from builder.plan.incremental import full_refresh
 
         with full_refresh():
-            planned = _planned_run(args)
+            spec = _planned_run(args, store)
     else:
-        planned = _planned_run(args)
-    if planned is None:
+        spec = _planned_run(args, store)
+    if spec is None:
         return EXIT_INVALID
-    spec, p = planned
     engine = get_engine(args.engine, **options)
-    if spec is not None:
-        total, outputs = spec.steps_total, [o.step for o in spec.outputs]
-    else:
-        assert p is not None
-        total = sum(1 for n in p.needed_for(list(p.pipeline.outputs)) if n not in p.sources)
-        outputs = list(p.pipeline.outputs)
-    progress = _Progress(total, sys.stdout, outputs)
+    progress = _Progress(spec.steps_total, sys.stdout, [o.step for o in spec.outputs])
     t0 = time.perf_counter()
     try:
-        if spec is not None:
-            from builder.engines.duckdb import DuckDBEngine
-
-            assert isinstance(engine, DuckDBEngine)
-            result = engine.run_spec(spec, progress)
-        else:
-            result = engine.run(p, progress=progress)
+        result = runner.run(engine, spec, store, progress=progress)
     finally:
         engine.close()
     for c in result.checks:
@@ -283,9 +272,7 @@ def cmd_patterns(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from builder.cli.export import export, write
+    from builder.cli.export import export, write  # sqlglot (the schedule's cron check)
 
     text = export([Path(f) for f in args.files], args.to, schedule=args.schedule, name=args.name)
     if args.output:
@@ -297,9 +284,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import subprocess
-    from importlib.resources import files
-
     # The script ships inside the package: the command works from a plain 'pip install' too.
     app = files("builder.ui").joinpath("streamlit_app.py")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.address,
@@ -390,8 +374,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         import sqlglot
 
         if args.dialect not in sqlglot.Dialect.classes:
-            from builder.errors import did_you_mean
-
             sys.stderr.write(f"dockyard: unknown dialect '{args.dialect}'."
                              + (did_you_mean(args.dialect, sqlglot.Dialect.classes) or "")
                              + "\n")

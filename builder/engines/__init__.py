@@ -1,8 +1,8 @@
 """Execution engines behind one small interface (:class:`builder.engines.base.Engine`).
 
 The model, the patterns and the compiler know nothing about engines; an engine takes a
-:class:`builder.plan.compiler.Plan` and runs it. ``get_engine(name)`` imports engines lazily so the
-core never needs an optional dependency it does not use.
+:class:`builder.plan.runspec.RunSpec` and runs it. ``get_engine(name)`` imports the Spark engine
+only when asked for it, so the core never needs PySpark.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from builder.engines.base import Engine, EngineUnavailable
+from builder.engines.duckdb import DuckDBEngine
+from builder.errors import did_you_mean
 
 ENGINES = ("duckdb", "spark")
 
@@ -17,8 +19,6 @@ ENGINES = ("duckdb", "spark")
 def get_engine(name: str, **options: Any) -> Engine:
     """An engine by name: 'duckdb' (default) or 'spark' (needs the optional pyspark extra)."""
     if name == "duckdb":
-        from builder.engines.duckdb import DuckDBEngine
-
         return DuckDBEngine(**options)
     if name == "spark":
         try:
@@ -28,8 +28,6 @@ def get_engine(name: str, **options: Any) -> Engine:
                 "the Spark engine needs PySpark and Java 17+: pip install 'dockyard[spark]'"
                 f" ({e}).") from None
         return SparkEngine(**options)
-    from builder.errors import did_you_mean
-
     raise EngineUnavailable(f"unknown engine '{name}'." + (did_you_mean(name, ENGINES) or
                             " Valid values: " + ", ".join(ENGINES) + "."))
 

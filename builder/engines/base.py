@@ -1,4 +1,10 @@
-"""The engine interface: what the runner and the app ask of DuckDB, Spark or any other engine."""
+"""The engine interface: what the runner and the app ask of DuckDB, Spark or any other engine.
+
+An engine only executes: it computes the nodes of a :class:`~builder.plan.runspec.RunSpec` and
+writes its outputs. Taking the run lock, recording the run and publishing staging tables in the
+warehouse are the runner's (:mod:`builder.runner`); a staging output reaches the warehouse
+through the ``staging`` writer the runner passes in.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ from builder.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from builder.pipeline.model import Output
     from builder.plan.compiler import Plan
+    from builder.plan.runspec import RunSpec
 
 
 class EngineUnavailable(ConfigError):
@@ -59,6 +65,9 @@ class RunResult:
 
 
 ProgressFn = Callable[[str, str, "StepStat | None"], None]  # (event, node, stat)
+# Writes a staging output: (a DuckDB connection on which the step's rows are the table or view
+# named after the step, the step) -> what was written. The runner makes it from the warehouse.
+StagingWriter = Callable[[Any, str], OutputResult]
 
 
 @dataclass
@@ -75,14 +84,23 @@ class PreviewResult:
 
 
 class Engine(ABC):
-    """Runs a compiled plan."""
+    """Executes a run spec: computes its nodes and writes its outputs."""
 
     name: str = "engine"
 
     @abstractmethod
-    def run(self, plan: Plan, outputs: dict[str, Output] | None = None,
-            progress: ProgressFn | None = None) -> RunResult:
-        """Compute what the outputs need and write every output atomically."""
+    def run(self, spec: RunSpec, progress: ProgressFn | None = None, *,
+            staging: StagingWriter | None = None, result: RunResult | None = None
+            ) -> RunResult:
+        """Compute what the spec's outputs need and write every output atomically.
+
+        Args:
+            spec: the run, from :meth:`RunSpec.from_plan` (or the run cache, for DuckDB).
+            progress: called with ("start" | "done" | "write", node, stat) as the run goes.
+            staging: writes staging outputs; a spec with one fails without it.
+            result: filled in as the run goes, so a caller sees what was done before a
+                failure (the run history records it); a new one by default.
+        """
 
     @abstractmethod
     def preview(self, plan: Plan, node: str, limit: int = 20) -> PreviewResult:

@@ -1,16 +1,12 @@
-"""The DuckDB engine: sandboxed connections, runs with per-step stats, atomic outputs.
+"""The DuckDB engine: runs with per-step stats, atomic outputs.
 
-Every connection that runs user SQL is sandboxed: it can read and write only the folders the
-pipeline declares (sources, outputs, the warehouse, the spill folder); extensions are never
-installed or loaded on the fly; and the configuration is locked so a query cannot undo any of it.
+Its connections are sandboxed (see :mod:`builder.engines.connection`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import sys
-import tempfile
+import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,72 +22,26 @@ from builder.engines.base import (
     PreviewResult,
     ProgressFn,
     RunResult,
+    StagingWriter,
     StepStat,
 )
-from builder.errors import ConfigError, ExecutionError, Problem, engine_message
-from builder.plan.runspec import CheckSpec, NodeSpec, OutputSpec, PipelineRef, RunSpec
-from builder.plan.sandbox import CONFIG, normalise_dirs, q, source_dir
+from builder.engines.connection import ConnectionSettings
+from builder.engines.postgres import attached, check_outputs
+from builder.engines.postgres import write_output as write_postgres
+from builder.errors import ExecutionError, Problem, engine_message
+from builder.plan.runspec import CheckSpec, NodeSpec, OutputSpec, RunSpec
+from builder.plan.sandbox import q, sandbox_dirs
 from builder.plan.targets import refuse_unsafe_target
 
 if TYPE_CHECKING:
     # Not imported at run time: a run from the run cache never loads sqlglot or pydantic.
-    from builder.pipeline.model import Output, Pipeline
     from builder.plan.compiler import Plan
 
 TMP_MARK = ".dockyard-tmp-"
 CHECK_SAMPLE_ROWS = 5
 
 
-def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
-    """Folders a pipeline may touch: its source folders, output folders and ``extra``."""
-    pipeline = plan.pipeline
-    dirs: list[Path] = []
-    for src in pipeline.sources.values():
-        if src.path and "://" not in src.path:
-            dirs.append(source_dir(pipeline.resolve(src.path)))
-    for sp in plan.sources.values():
-        dirs.extend(source_dir(p) for p in sp.paths if "://" not in p)
-    for out in pipeline.outputs.values():
-        if out.path:
-            dirs.append(Path(pipeline.resolve(out.path)).parent)
-        elif out.staging:
-            from builder.pipeline.project import find_project
-
-            dirs.append(find_project(pipeline.path).staging_dir)
-    dirs.extend(Path(d) for d in extra)
-    return normalise_dirs(dirs)
-
-
-def connect(allowed_dirs: list[str], *, database: str = ":memory:",
-            memory_limit: str | None = None, threads: int | None = None,
-            temp_directory: str | None = None, sandbox: bool = True,
-            settings: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection limited to ``allowed_dirs``, extensions off, configuration locked."""
-    con = duckdb.connect(database, config=CONFIG)
-    con.execute("SET TimeZone='UTC'")
-    if memory_limit:
-        try:
-            con.execute("SET memory_limit=?", [memory_limit])
-        except duckdb.Error as e:  # '--memory-limit lots': the user's value, not a crash
-            con.close()
-            raise ConfigError(f"memory limit '{memory_limit}': {engine_message(e)} Write it "
-                              "like 2GB or 500MB.") from None
-    if threads:
-        con.execute(f"SET threads={int(threads)}")
-    tmp = temp_directory or os.path.join(tempfile.gettempdir(), f"dockyard-spill-{os.getpid()}")
-    con.execute("SET temp_directory=?", [tmp])
-    con.execute("SET preserve_insertion_order=false")
-    for key, value in (settings or {}).items():
-        con.execute(f"SET {q(key)}=?", [value])
-    if sandbox:
-        dirs = [*allowed_dirs, str(Path(tmp).resolve()) + os.sep]
-        con.execute("SET allowed_directories=?", [dirs])
-        con.execute("SET enable_external_access=false")
-        con.execute("SET lock_configuration=true")
-    return con
-
-
-def _cleanup_stale_tmp(final: Path) -> None:
+def cleanup_stale_tmp(final: Path) -> None:
     """Remove temp files of earlier, killed writes of ``final`` (their process is gone)."""
     for f in final.parent.glob(f".{final.name}{TMP_MARK}*"):
         pid = f.name.rsplit("-", 1)[-1].split(".")[0]
@@ -110,8 +60,6 @@ def _remove_quietly(path: Path) -> None:
     """Delete a file or folder; one that cannot be deleted is left for the next write."""
     try:
         if path.is_dir():
-            import shutil
-
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
@@ -132,7 +80,7 @@ def write_file(con: duckdb.DuckDBPyConnection, relation_sql: str, target: str, f
     # link may have appeared since (builder.plan.targets). Raises an OSError naming the target.
     refuse_unsafe_target(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    _cleanup_stale_tmp(final)
+    cleanup_stale_tmp(final)
     tmp = final.parent / f".{final.name}{TMP_MARK}{os.getpid()}"
     # Parquet: zstd at level 1, the level pyarrow (pandas) writes. On the benchmark's outputs
     # it writes 15% faster than DuckDB's default level 3, for files 4-6% larger.
@@ -238,32 +186,6 @@ def _close_quietly(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def record_run_safely(pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
-                      error: BaseException | None, engine: str, started: dt.datetime) -> None:
-    """Record the run in the warehouse, waiting for it while another run records its own.
-
-    A warehouse still busy after the wait (``DOCKYARD_WAREHOUSE_WAIT``) fails a run that
-    succeeded, so that no run is left out of the history without its exit code saying so; its
-    outputs stay written. A failed run keeps its own error, and the history problem becomes a
-    warning. Other history problems (a read-only disk, say) are warnings too.
-    """
-    from builder.errors import PipelineError
-    from builder.locks import WaitTimeout
-    from builder.warehouse.store import record_run
-
-    try:
-        record_run(pipeline, plan, result, error, engine, started)
-    except WaitTimeout as e:
-        first = e.problems[0].message if e.problems else str(e)
-        if error is None:
-            raise WaitTimeout(f"the run's outputs are written, but the run is not recorded: "
-                              f"{first}", file=pipeline.file) from None
-        sys.stderr.write(f"dockyard: warning: run history not recorded: {first}\n")
-    except (duckdb.Error, OSError, PipelineError) as e:
-        sys.stderr.write(f"dockyard: warning: run history not recorded: "
-                         f"{str(e).splitlines()[0]}\n")
-
-
 class DuckDBEngine(Engine):
     """Runs plans on DuckDB (in memory by default, spilling to disk past ``memory_limit``)."""
 
@@ -271,57 +193,31 @@ class DuckDBEngine(Engine):
 
     def __init__(self, *, memory_limit: str | None = None, threads: int | None = None,
                  temp_directory: str | None = None, sandbox: bool = True,
-                 extra_dirs: Iterable[str | Path] = (), record: bool = True,
-                 pipeline_steps: bool = True) -> None:
-        self.memory_limit = memory_limit
+                 extra_dirs: Iterable[str | Path] = (), pipeline_steps: bool = True) -> None:
+        self.settings = ConnectionSettings(
+            memory_limit=memory_limit, threads=threads, temp_directory=temp_directory,
+            sandbox=sandbox, extra_dirs=tuple(str(d) for d in extra_dirs))
         # True: a step read by exactly one other step, with no checks and no output, becomes a
         # view, so DuckDB runs the chain as one query (columns nobody reads are never computed
         # or stored) - but such steps report no row count.
         self.pipeline_steps = pipeline_steps
-        self.threads = threads
-        self.temp_directory = temp_directory
-        self.sandbox = sandbox
-        self.extra_dirs = list(extra_dirs)
-        self.record = record  # keep run history in the project's warehouse
-        self.lock_wait = 0.0  # seconds a second run of the same pipeline waits before refusing
-        self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
     def connect(self, plan: Plan) -> duckdb.DuckDBPyConnection:
-        return self._connect(sandbox_dirs(plan))
-
-    def _connect(self, dirs: list[str]) -> duckdb.DuckDBPyConnection:
-        return connect(normalise_dirs([*map(Path, dirs), *map(Path, self.extra_dirs)]),
-                       memory_limit=self.memory_limit, threads=self.threads,
-                       temp_directory=self.temp_directory, sandbox=self.sandbox)
+        """A connection allowed the folders ``plan`` reads and writes."""
+        return self.settings.connect(sandbox_dirs(plan))
 
     # ---- running -----------------------------------------------------------------------
-    def run(self, plan: Plan, outputs: dict[str, Output] | None = None,
-            progress: ProgressFn | None = None) -> RunResult:
-        plan.raise_for_errors()
-        return self.run_spec(RunSpec.from_plan(plan, outputs), progress)
-
-    def run_spec(self, spec: RunSpec, progress: ProgressFn | None = None) -> RunResult:
+    def run(self, spec: RunSpec, progress: ProgressFn | None = None, *,
+            staging: StagingWriter | None = None, result: RunResult | None = None
+            ) -> RunResult:
         """Run a rendered plan (from ``RunSpec.from_plan`` or the run cache)."""
-        from builder.runlock import run_lock
-
-        with run_lock(spec.pipeline, wait=self.lock_wait):
-            return self._run(spec, progress)
-
-    def _run(self, spec: RunSpec, progress: ProgressFn | None) -> RunResult:
         outputs = {o.step: o for o in spec.outputs}
         file = spec.pipeline.file
-        result = RunResult()
+        result = RunResult() if result is None else result
         started = time.perf_counter()
-        self._run_started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        error: BaseException | None = None
-        con = self._connect(spec.sandbox_dirs)
-        # The warehouse is opened only to record the run, under its lock: opened any earlier,
-        # it would keep other runs waiting.
+        con = self.settings.connect(spec.sandbox_dirs)
         try:
-            if any(o.postgres is not None for o in spec.outputs):
-                from builder.engines.postgres import check_outputs
-
-                check_outputs(spec.outputs)  # driver and variables there before any step runs
+            check_outputs(spec.outputs)  # driver and variables there before any step runs
             streamed: set[str] = set()  # outputs whose step runs while its file is written
             for node in spec.nodes:
                 if not node.source and progress:
@@ -338,20 +234,14 @@ class DuckDBEngine(Engine):
                 if progress:
                     progress("write", out.step, None)
                 result.outputs.append(self.write_output(
-                    con, spec, out, streamed=out.step in streamed))
+                    con, spec, out, streamed=out.step in streamed, staging=staging))
         except duckdb.Error as e:
-            error = ExecutionError(Problem(f"{engine_message(e)}", file=file,
-                                           step=getattr(e, "_dy_node", None), kind="execution"))
-            raise error from None
-        except BaseException as e:
-            error = e
-            raise
+            raise ExecutionError(Problem(f"{engine_message(e)}", file=file,
+                                         step=getattr(e, "_dy_node", None),
+                                         kind="execution")) from None
         finally:
             result.seconds = time.perf_counter() - started
-            _close_quietly(con)
-            if self.record:
-                record_run_safely(spec.pipeline, spec.plan, result, error, self.name,
-                                  self._run_started)
+            _close_quietly(con)  # frees the run's memory
         return result
 
     def _materialize(self, node: NodeSpec, outputs: dict[str, OutputSpec]) -> bool:
@@ -383,8 +273,6 @@ class DuckDBEngine(Engine):
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS {sql}")
             sql = node.ctes[-1][1]
             if node.postgres is not None:
-                from builder.engines.postgres import attached
-
                 with attached(con, node.postgres, node.id):
                     con.execute(f"CREATE OR REPLACE TEMP TABLE {q(node.id)} AS {sql}")
                 rows = con.execute(f"SELECT count(*) FROM {q(node.id)}").fetchall()[0][0]
@@ -413,19 +301,20 @@ class DuckDBEngine(Engine):
                         seconds=time.perf_counter() - t0)
 
     def write_output(self, con: duckdb.DuckDBPyConnection, spec: RunSpec, out: OutputSpec,
-                     streamed: bool = False) -> OutputResult:
-        """Write one output (a file, a staging table or a PostgreSQL table)."""
+                     streamed: bool = False,
+                     staging: StagingWriter | None = None) -> OutputResult:
+        """Write one output (a file, a staging table through ``staging`` as in :meth:`Engine.run`,
+        or a PostgreSQL table)."""
         t0 = time.perf_counter()
         file = spec.pipeline.file
         if out.staging:
-            from builder.warehouse.store import write_staging
-
-            assert spec.plan is not None, "staging outputs are written from a plan"
-            return write_staging(con, spec.plan, spec.models[out.step], self._run_started)
+            if staging is None:
+                raise ExecutionError(f"output '{out.step}' publishes a staging table, which only "
+                                     "a run with the warehouse writes (dockyard run, or "
+                                     "builder.api.run).", file=file)
+            return staging(con, out.step)
         if out.postgres is not None:
-            from builder.engines.postgres import write_output
-
-            rows = write_output(con, out, file)
+            rows = write_postgres(con, out, file)
             return OutputResult(output=out.step, target=f"postgres:{out.postgres['table']}",
                                 rows=rows, seconds=time.perf_counter() - t0)
         assert out.target is not None
@@ -452,8 +341,9 @@ class DuckDBEngine(Engine):
 
     # ---- previews ------------------------------------------------------------------------
     def preview(self, plan: Plan, node: str, limit: int = 20) -> PreviewResult:
+        # Heavy (pandas, the duckdb package's Python layer): never loaded by a run.
         from builder.engines.preview import Previewer
 
-        with Previewer(engine=self) as pv:
+        with Previewer(settings=self.settings) as pv:
             return pv.preview(plan, node, limit=limit)
 

@@ -1,11 +1,9 @@
 """PostgreSQL sources and outputs, through ADBC's PostgreSQL driver (Arrow in, Arrow out).
 
-A source ``{postgres: {dsn: {env: PG_DSN}, table: public.orders}}`` (or ``query:``) is typed at
-plan time from the database's own catalog: a ``LIMIT 0`` query returns the Arrow schema with
-each column's PostgreSQL type (and NUMERIC's precision and scale), no row is read. Its read
-query in DuckDB selects from ``<id>__postgres``, the name the run registers the driver's
-Arrow stream under (COPY in binary format on the server side), so the rows stream into a DuckDB
-table without a file in between.
+A source (typed at plan time, see :mod:`builder.plan.postgres`) is read by registering the
+driver's Arrow stream (COPY in binary format on the server side) as the view ``<id>__postgres``
+that its read query selects from, so the rows stream into a DuckDB table without a file in
+between.
 
 An output ``{postgres: {dsn: ..., table: ..., mode: replace|append|merge, primary_key: [...]}}``
 streams the step's rows into PostgreSQL in one transaction: ``replace`` loads a new table and
@@ -19,270 +17,29 @@ file may not carry a password, and messages never show one.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import duckdb
 
 from builder.errors import ConfigError, ExecutionError, Problem, did_you_mean
-from builder.pipeline.postgres_spec import (  # noqa: F401 - the file's keys, re-exported
-    MODES,
-    OUTPUT_KEYS,
-    SOURCE_KEYS,
-    has_password,
-    spec_problems,
+from builder.pipeline.postgres_spec import (
+    close_quietly,
+    connect,
+    driver,
+    first_line,
+    qi,
+    qualified,
+    resolve_dsn,
+    split_table,
 )
+from builder.plan.runspec import OutputSpec
+from builder.plan.sandbox import q
 
-if TYPE_CHECKING:
-    from builder.pipeline.model import Pipeline, Source
-    from builder.plan.compiler import Plan, ProblemSink, SourcePlan
-    from builder.plan.runspec import OutputSpec
-
-INSTALL_HINT = "pip install 'dockyard[postgres]'"
-VIEW_SUFFIX = "__postgres"  # the DuckDB name a source's Arrow stream is registered under
 BATCH_ROWS = 100_000
 _MAX_IDENT = 63  # PostgreSQL truncates longer identifiers
-
-
-# ---- secrets in messages -----------------------------------------------------------------
-
-def mask(text: str, dsn: str | None = None) -> str:
-    """``text`` with any password (of ``dsn``, or in a URI or key=value form) replaced."""
-    if dsn:
-        try:
-            pw = urlsplit(dsn).password if "://" in dsn else None
-        except ValueError:
-            pw = None
-        m = re.search(r"(?:^|\s)password\s*=\s*(\S+)", dsn)
-        for secret in (pw, m.group(1) if m else None):
-            if secret:
-                text = text.replace(secret, "***")
-    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
-
-
-def output_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """An output's ``postgres:`` mapping with defaults filled (plain data for the run spec)."""
-    pk = spec.get("primary_key") or []
-    return {"dsn": spec.get("dsn"), "table": str(spec.get("table")),
-            "mode": spec.get("mode", "replace"), "primary_key": [pk] if isinstance(pk, str)
-            else list(pk)}
-
-
-# ---- connecting --------------------------------------------------------------------------
-
-def dsn_label(dsn: Any) -> str:
-    """How messages name a connection: its environment variable, never its value."""
-    return f"${dsn['env']}" if isinstance(dsn, dict) else "the 'dsn' of the file"
-
-
-def resolve_dsn(dsn: Any, where: str) -> str:
-    """The connection string of a ``dsn:`` value (ConfigError when its variable is unset)."""
-    if isinstance(dsn, dict):
-        var = str(dsn.get("env"))
-        value = os.environ.get(var)
-        if not value:
-            raise ConfigError(f"{where}: 'dsn' reads the environment variable '{var}', which "
-                              f"is not set. Set it before running (export {var}=postgresql://"
-                              "user:password@host:5432/db).")
-        return value
-    return str(dsn)
-
-
-def _driver() -> Any:
-    try:
-        import adbc_driver_postgresql.dbapi as pg_dbapi
-    except ImportError:
-        raise ConfigError("PostgreSQL sources and outputs need the PostgreSQL driver: "
-                          f"{INSTALL_HINT}.") from None
-    return pg_dbapi
-
-
-def _first_line(e: BaseException, dsn: str | None) -> str:
-    text = str(e).strip()
-    # ADBC prefixes the status ("IO: [libpq] ..."): the libpq text is what the user can act on.
-    text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
-    # "Failed to prepare query: ERROR:  syntax error ...": the server's own words.
-    # The echoed query before it is dropped too.
-    if "ERROR:  " in line:
-        line = line.split("ERROR:  ", 1)[1]
-    return mask(line, dsn).rstrip(".") + "."
-
-
-def connect(dsn_value: Any, where: str) -> Any:
-    """An ADBC connection (autocommit off: every write is one transaction)."""
-    pg = _driver()
-    dsn = resolve_dsn(dsn_value, where)
-    try:
-        return pg.connect(dsn)
-    except pg.Error as e:
-        raise ExecutionError(f"{where}: cannot connect to PostgreSQL ({dsn_label(dsn_value)}): "
-                             f"{_first_line(e, dsn)}") from None
-
-
-def _close_quietly(obj: Any) -> None:
-    try:
-        obj.close()
-    except Exception:  # noqa: BLE001 - closing a broken connection changes nothing
-        pass
-
-
-# ---- names -------------------------------------------------------------------------------
-
-def qi(name: str) -> str:
-    """A quoted PostgreSQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def split_table(table: str) -> tuple[str | None, str]:
-    """``schema.table`` -> (schema, table); a bare name has no schema (the search path's)."""
-    schema, dot, name = table.strip().partition(".")
-    return (schema, name) if dot else (None, schema)
-
-
-def qualified(table: str) -> str:
-    schema, name = split_table(table)
-    return f"{qi(schema)}.{qi(name)}" if schema else qi(name)
-
-
-# ---- sources: typing from the catalog ----------------------------------------------------
-
-def _relation(spec: dict[str, Any]) -> str:
-    if spec.get("table") is not None:
-        return qualified(str(spec["table"]))
-    return "(" + str(spec["query"]).strip().rstrip(";") + ") AS dockyard_q"
-
-
-def _numeric_type(typmod: int) -> str:
-    """DuckDB's type for a NUMERIC column (as DuckDB's own postgres scanner maps it)."""
-    if typmod < 4:
-        return "DOUBLE"  # NUMERIC without precision: any scale, as DuckDB's scanner reads it
-    precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
-    return f"DECIMAL({precision},{scale})" if 0 < precision <= 38 else "DOUBLE"
-
-
-def _meta(field: Any, key: str) -> str | None:
-    meta = field.metadata or {}
-    value = meta.get(key.encode())
-    return value.decode() if value is not None else None
-
-
-def _is_opaque(field: Any) -> bool:
-    return getattr(field.type, "extension_name", None) == "arrow.opaque"
-
-
-def _unknown_table(cur: Any, spec: dict[str, Any]) -> str:
-    schema, name = split_table(str(spec["table"]))
-    cur.execute("SELECT table_schema || '.' || table_name, table_name FROM "
-                "information_schema.tables WHERE table_schema NOT IN "
-                "('pg_catalog', 'information_schema')")
-    rows = cur.fetchall()
-    names = [r[0] for r in rows] + [r[1] for r in rows]
-    return f"table '{spec['table']}' not found in PostgreSQL." + (
-        did_you_mean(str(spec["table"]), names) or "")
-
-
-def describe(spec: dict[str, Any], where: str) -> tuple[str, str, list[tuple[str, str]]]:
-    """Type a source from the database's catalog, reading no row.
-
-    Returns (the query the run sends to PostgreSQL, the DuckDB query over the registered Arrow
-    stream, [(column, DuckDB type)]). Types PostgreSQL's driver hands over as opaque bytes
-    (geometric types, ranges, ...) are read as their text; NUMERIC becomes DECIMAL(p,s).
-    """
-    con = connect(spec["dsn"], where)
-    dsn = resolve_dsn(spec["dsn"], where)
-    try:
-        cur = con.cursor()
-        try:
-            cur.execute(f"SELECT * FROM {_relation(spec)} LIMIT 0")
-            schema = cur.fetch_arrow_table().schema
-        except _driver().Error as e:
-            _close_quietly(con)
-            con = connect(spec["dsn"], where)
-            if spec.get("table") is not None and "does not exist" in str(e):
-                raise ConfigError(f"{where}: {_unknown_table(con.cursor(), spec)}") from None
-            what = "table" if spec.get("table") is not None else "query"
-            raise ConfigError(f"{where}: PostgreSQL refused the {what}: "
-                              f"{_first_line(e, dsn)}") from None
-    finally:
-        _close_quietly(con)
-    names = [f.name for f in schema]
-    twice = next((n for n in names if names.count(n) > 1), None)
-    if twice is not None:
-        raise ConfigError(f"{where}: the query returns column '{twice}' twice. Give each column "
-                          "its own name (AS ...).")
-    pg_cols, duck_cols = [], []
-    for f in schema:
-        typname = _meta(f, "POSTGRESQL:type") or ""
-        # Opaque types are read as text; NUMERIC too: the server's text is faster than the
-        # driver's conversion of its binary form (1.1 s against 1.7 s for 1M rows).
-        item = getattr(f.type, "value_field", None)
-        opaque_items = item is not None and _is_opaque(item)
-        cast = "::text" if _is_opaque(f) else "::text[]" if opaque_items else ""
-        pg_cols.append(f"{qi(f.name)}{cast} AS {qi(f.name)}" if cast else qi(f.name))
-        duck_type = None
-        if typname == "numeric":
-            duck_type = _numeric_type(int(_meta(f, "POSTGRESQL:typmod") or -1))
-        elif opaque_items and _meta(item, "POSTGRESQL:type") == "numeric":
-            duck_type = "DOUBLE[]"  # the driver gives no precision for array elements
-        duck_cols.append(f'CAST("{_dq(f.name)}" AS {duck_type}) AS "{_dq(f.name)}"' if duck_type
-                         else f'"{_dq(f.name)}"')
-    pg_sql = f"SELECT {', '.join(pg_cols) or '*'} FROM {_relation(spec)}"
-    view = "{view}"
-    read_sql = f"SELECT {', '.join(duck_cols)} FROM {view}" if duck_cols else \
-        f"SELECT * FROM {view}"
-    types = _duck_types(pg_sql, read_sql, spec, where)
-    return pg_sql, read_sql, types
-
-
-def _dq(name: str) -> str:
-    return name.replace('"', '""')
-
-
-def _duck_types(pg_sql: str, read_sql: str, spec: dict[str, Any],
-                where: str) -> list[tuple[str, str]]:
-    """DuckDB's types of the read query, from an empty result of the final PostgreSQL query."""
-    con = connect(spec["dsn"], where)
-    try:
-        cur = con.cursor()
-        cur.execute(f"SELECT * FROM ({pg_sql}) AS dockyard_t LIMIT 0")
-        empty = cur.fetch_arrow_table()
-    finally:
-        _close_quietly(con)
-    duck = duckdb.connect()
-    try:
-        duck.register("pg_empty", empty)
-        rows = duck.execute("DESCRIBE " + read_sql.replace("{view}", "pg_empty")).fetchall()
-    finally:
-        duck.close()
-    return [(str(r[0]), str(r[1])) for r in rows]
-
-
-def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePlan:
-    """The plan of a ``postgres:`` source: its read query and its catalog schema."""
-    from sqlglot import parse_one
-
-    from builder.plan.compiler import SourcePlan
-    from builder.plan.types import ColumnInfo
-
-    assert src.postgres is not None
-    where = f"source '{src.id}'"
-    view = src.id + VIEW_SUFFIX
-    try:
-        pg_sql, read_sql, types = describe(src.postgres, where)
-    except (ConfigError, ExecutionError) as e:
-        for p in e.problems:
-            sink.add(p.message, line=src.line, kind=p.kind)
-        return SourcePlan(src, None)
-    read = parse_one(read_sql.replace("{view}", f'"{_dq(view)}"'), dialect="duckdb")
-    sp = SourcePlan(src, read, tuple(ColumnInfo(n, t) for n, t in types))  # type: ignore[arg-type]
-    sp.postgres = {"dsn": src.postgres["dsn"], "sql": pg_sql, "view": view}
-    return sp
 
 
 @contextmanager
@@ -292,6 +49,9 @@ def attached(con: duckdb.DuckDBPyConnection, info: dict[str, Any],
 
     The stream can be read once: the caller runs one statement that stores the rows.
     """
+    # Heavy (100 ms), so loaded only by runs that read PostgreSQL: the duckdb package's Python
+    # layer adds Arrow scans (register) to this connection's class.
+
     where = f"source '{source}'"
     pg = connect(info["dsn"], where)
     try:
@@ -299,16 +59,16 @@ def attached(con: duckdb.DuckDBPyConnection, info: dict[str, Any],
         try:
             cur.execute(info["sql"])
             reader = cur.fetch_record_batch()
-        except _driver().Error as e:
+        except driver().Error as e:
             raise ExecutionError(f"{where}: PostgreSQL: "
-                                 f"{_first_line(e, resolve_dsn(info['dsn'], where))}") from None
+                                 f"{first_line(e, resolve_dsn(info['dsn'], where))}") from None
         con.register(info["view"], reader)
         try:
             yield
         finally:
             con.unregister(info["view"])
     finally:
-        _close_quietly(pg)
+        close_quietly(pg)
 
 
 # ---- outputs -----------------------------------------------------------------------------
@@ -359,7 +119,6 @@ def _has_unique(cur: Any, table: str, key: list[str]) -> bool:
 
 def write_output(con: duckdb.DuckDBPyConnection, out: OutputSpec, file: str | None) -> int:
     """Write step ``out.step`` to its PostgreSQL table in one transaction; returns rows."""
-    from builder.plan.sandbox import q
 
     assert out.postgres is not None
     spec = out.postgres
@@ -388,12 +147,12 @@ def write_output(con: duckdb.DuckDBPyConnection, out: OutputSpec, file: str | No
     except (ConfigError, ExecutionError):
         _rollback(pg)
         raise
-    except _driver().Error as e:
+    except driver().Error as e:
         _rollback(pg)
         raise ExecutionError(Problem(f"{where}: {_write_message(e, dsn)} The table is "
                                      "unchanged.", file=file, kind="execution")) from None
     finally:
-        _close_quietly(pg)
+        close_quietly(pg)
     return rows
 
 
@@ -402,7 +161,7 @@ def check_outputs(outputs: list[OutputSpec]) -> None:
     computes anything (so no other output is written first)."""
     for out in outputs:
         if out.postgres is not None:
-            _driver()
+            driver()
             resolve_dsn(out.postgres["dsn"],
                         f"output '{out.step}' (postgres table '{out.postgres['table']}')")
 
@@ -415,7 +174,7 @@ def _rollback(pg: Any) -> None:
 
 
 def _write_message(e: BaseException, dsn: str) -> str:
-    text = _first_line(e, dsn)
+    text = first_line(e, dsn)
     if "cannot affect row a second time" in text:
         return ("the step's rows repeat a primary_key value (merge writes one row per key). "
                 "Deduplicate the step first.")
@@ -443,7 +202,7 @@ def _load_new(cur: Any, reader: Any, schema: str | None, name: str, key: list[st
     # JSONB and UUID need the rows rewritten once after the load (their binary forms differ).
     numeric = {c: t for c, t in retype.items() if t.startswith("numeric")}
     if numeric:
-        import pyarrow as pa
+        import pyarrow as pa  # heavy (150 ms): only replaces with NUMERIC columns need it
 
         cur.adbc_ingest(new, pa.Table.from_batches([], reader.schema), mode="create",
                         db_schema_name=schema)
@@ -489,26 +248,3 @@ def _load_into(cur: Any, reader: Any, table: str, name: str, columns: list[str],
     cur.execute(sql)
     cur.execute(f"DROP TABLE {qi(tmp)}")
     return rows
-
-
-# ---- engines without PostgreSQL ----------------------------------------------------------
-
-def refuse_on(plan: Plan, targets: list[str], engine: str) -> None:
-    """Raise one line per PostgreSQL source or output an engine cannot run."""
-    problems: list[Problem] = []
-    for node in plan.needed_for(targets):
-        if node in plan.sources and plan.sources[node].source.postgres is not None:
-            problems.append(Problem(
-                f"source '{node}' reads PostgreSQL, which the {engine} engine does not run. "
-                "Run this pipeline with --engine duckdb.", file=plan.pipeline.file,
-                line=plan.sources[node].source.line, kind="compile"))
-    for out in plan.pipeline.outputs.values():
-        if out.step in targets and out.postgres is not None:
-            problems.append(Problem(
-                f"output '{out.step}' writes PostgreSQL, which the {engine} engine does not "
-                "run. Run this pipeline with --engine duckdb.", file=plan.pipeline.file,
-                line=out.line, kind="compile"))
-    if problems:
-        from builder.errors import CompileError
-
-        raise CompileError(problems)

@@ -35,10 +35,11 @@ import pandas as pd
 from sqlglot import exp
 
 from builder.engines.base import PreviewResult
-from builder.engines.duckdb import DuckDBEngine, q, sandbox_dirs
+from builder.engines.connection import ConnectionSettings, connect
+from builder.engines.postgres import attached
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.plan.compiler import Plan, source_key
-from builder.plan.sandbox import file_identity
+from builder.plan.sandbox import file_identity, q, sandbox_dirs
 from patterns.sql import col, ident
 
 TABLE_PREFIX = "_dy_"
@@ -61,9 +62,9 @@ class SampleSpec:
 class Previewer:
     """Cached, cancellable previews of any node of any plan (one per app session)."""
 
-    def __init__(self, engine: DuckDBEngine | None = None,
+    def __init__(self, settings: ConnectionSettings | None = None,
                  extra_dirs: tuple[str, ...] = (), sample_dir: Path | None = None) -> None:
-        self.engine = engine or DuckDBEngine()
+        self.settings = settings or ConnectionSettings()
         self.extra_dirs = extra_dirs
         self.sample_dir = sample_dir  # None: <project warehouse>/cache/samples of each plan
         self.samples_made: list[str] = []  # sources sampled from the full data (not kept ones)
@@ -110,15 +111,13 @@ class Previewer:
         return folder
 
     def _connection(self, plan: Plan) -> duckdb.DuckDBPyConnection:
-        dirs = sandbox_dirs(plan, [*self.engine.extra_dirs, *self.extra_dirs,
+        dirs = sandbox_dirs(plan, [*self.settings.extra_dirs, *self.extra_dirs,
                                    str(self.samples_folder(plan))])
         # The sandbox is locked once set: a plan reaching new folders needs a new connection.
         if self._con is None or not set(dirs) <= set(self._dirs):
             self.close()
             self._dirs = sorted(set(dirs) | set(self._dirs))
-            from builder.engines.duckdb import connect
-
-            e = self.engine
+            e = self.settings
             self._con = connect(self._dirs, memory_limit=e.memory_limit, threads=e.threads,
                                 temp_directory=e.temp_directory, sandbox=e.sandbox)
         return self._con
@@ -250,8 +249,6 @@ class Previewer:
                 if n in plan.sources and sample is not None:
                     query = self._sampled(plan, n, query, sample)
                 if postgres is not None:
-                    from builder.engines.postgres import attached
-
                     with attached(con, postgres, n):
                         con.execute(f"CREATE OR REPLACE TEMP TABLE {q(table)} AS "
                                     f"{query.sql('duckdb')}")
@@ -313,8 +310,6 @@ class Previewer:
                 (plan.sources[sid].read or plan.query_of(sid)).sql("duckdb")
             postgres = plan.sources[sid].postgres
             if postgres is not None:  # the rows stream from PostgreSQL for this count
-                from builder.engines.postgres import attached
-
                 with attached(con, postgres, sid):
                     self._counts[key] = int(
                         con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])

@@ -1,20 +1,22 @@
-"""The shape of a ``postgres:`` mapping in a pipeline file (a source's or an output's), as
-pydantic models like the rest of the file (:mod:`builder.pipeline.filemodel`).
+"""The ``postgres:`` mapping of a source or output in a pipeline file: its keys and its DSN.
 
-Checked when the file is read (:mod:`builder.pipeline.model`) and when the app edits it
-(:mod:`builder.pipeline.edit`); running against PostgreSQL is :mod:`builder.engines.postgres`,
-which reads these keys from here.
+What the file may say (``dsn: {env: PG_DSN}``, ``table`` or ``query``, an output's ``mode`` and
+``primary_key``) is checked here, as pydantic models like the rest of the file (:mod:`builder.pipeline.filemodel`), when the file is loaded, edited or planned; connecting and
+typing are in :mod:`builder.plan.postgres`, reading and writing rows in
+:mod:`builder.engines.postgres`. A DSN written in the file may not carry a password, and
+messages never show one.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from builder.errors import did_you_mean
+from builder.errors import ConfigError, ExecutionError, did_you_mean
 
 MODES = ("replace", "append", "merge")
 
@@ -115,3 +117,109 @@ def has_password(dsn: str) -> bool:
         except ValueError:
             return True  # unparseable: assume the worst
     return re.search(r"(^|\s)password\s*=", dsn) is not None
+
+
+def mask(text: str, dsn: str | None = None) -> str:
+    """``text`` with any password (of ``dsn``, or in a URI or key=value form) replaced."""
+    if dsn:
+        try:
+            pw = urlsplit(dsn).password if "://" in dsn else None
+        except ValueError:
+            pw = None
+        m = re.search(r"(?:^|\s)password\s*=\s*(\S+)", dsn)
+        for secret in (pw, m.group(1) if m else None):
+            if secret:
+                text = text.replace(secret, "***")
+    text = re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
+    return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+
+
+def output_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """An output's ``postgres:`` mapping with defaults filled (plain data for the run spec)."""
+    pk = spec.get("primary_key") or []
+    return {"dsn": spec.get("dsn"), "table": str(spec.get("table")),
+            "mode": spec.get("mode", "replace"), "primary_key": [pk] if isinstance(pk, str)
+            else list(pk)}
+
+
+def dsn_label(dsn: Any) -> str:
+    """How messages name a connection: its environment variable, never its value."""
+    return f"${dsn['env']}" if isinstance(dsn, dict) else "the 'dsn' of the file"
+
+
+def resolve_dsn(dsn: Any, where: str) -> str:
+    """The connection string of a ``dsn:`` value (ConfigError when its variable is unset)."""
+    if isinstance(dsn, dict):
+        var = str(dsn.get("env"))
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(f"{where}: 'dsn' reads the environment variable '{var}', which "
+                              f"is not set. Set it before running (export {var}=postgresql://"
+                              "user:password@host:5432/db).")
+        return value
+    return str(dsn)
+
+
+INSTALL_HINT = "pip install 'dockyard[postgres]'"
+
+
+# ---- connecting --------------------------------------------------------------------------
+
+def driver() -> Any:
+    """ADBC's PostgreSQL DB-API module (an optional dependency: a ConfigError without it)."""
+    try:
+        import adbc_driver_postgresql.dbapi as pg_dbapi
+    except ImportError:
+        raise ConfigError("PostgreSQL sources and outputs need the PostgreSQL driver: "
+                          f"{INSTALL_HINT}.") from None
+    return pg_dbapi
+
+
+def first_line(e: BaseException, dsn: str | None) -> str:
+    """The driver's error as one line, with any password masked."""
+    text = str(e).strip()
+    # ADBC prefixes the status ("IO: [libpq] ..."): the libpq text is what the user can act on.
+    text = re.sub(r"^[A-Z_]+: (\[libpq\] )?", "", text)
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(e).__name__)
+    # "Failed to prepare query: ERROR:  syntax error ...": the server's own words.
+    # The echoed query before it is dropped too.
+    if "ERROR:  " in line:
+        line = line.split("ERROR:  ", 1)[1]
+    return mask(line, dsn).rstrip(".") + "."
+
+
+def connect(dsn_value: Any, where: str) -> Any:
+    """An ADBC connection (autocommit off: every write is one transaction)."""
+    pg = driver()
+    dsn = resolve_dsn(dsn_value, where)
+    try:
+        return pg.connect(dsn)
+    except pg.Error as e:
+        raise ExecutionError(f"{where}: cannot connect to PostgreSQL ({dsn_label(dsn_value)}): "
+                             f"{first_line(e, dsn)}") from None
+
+
+def close_quietly(obj: Any) -> None:
+    """Close a connection or cursor; closing a broken one changes nothing."""
+    try:
+        obj.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection changes nothing
+        pass
+
+
+# ---- names -------------------------------------------------------------------------------
+
+def qi(name: str) -> str:
+    """A quoted PostgreSQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def split_table(table: str) -> tuple[str | None, str]:
+    """``schema.table`` -> (schema, table); a bare name has no schema (the search path's)."""
+    schema, dot, name = table.strip().partition(".")
+    return (schema, name) if dot else (None, schema)
+
+
+def qualified(table: str) -> str:
+    schema, name = split_table(table)
+    return f"{qi(schema)}.{qi(name)}" if schema else qi(name)

@@ -1,4 +1,5 @@
-"""Dependencies between pipelines through staging tables, and running upstream pipelines first.
+"""Dependencies between pipelines through staging tables (running the upstream ones first is
+:mod:`builder.runner.upstream`'s).
 
 A pipeline that reads ``{staging: NAME}`` depends on the saved pipeline whose outputs publish
 ``NAME``. Producers are found by reading ``saved_pipelines/*.yaml`` (not run history), so the
@@ -9,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 import networkx as nx
 
-from builder.errors import ExecutionError, GraphError, PipelineError
+from builder.errors import GraphError, PipelineError
 from builder.pipeline.model import Pipeline, load
 from builder.pipeline.project import Project, find_project
 
@@ -131,17 +131,3 @@ def upstream_files(pipeline: Pipeline) -> list[Path]:
     """Saved pipelines that must run before ``pipeline``, in dependency order."""
     me = _key(pipeline)
     return [Path(k) for k in dependency_order(dependency_graph([pipeline])) if k != me]
-
-
-def run_upstream(pipeline: Pipeline, engine: str = "duckdb", out: TextIO | None = None) -> None:
-    """Run every upstream pipeline (dependency order) before ``pipeline``."""
-    from builder import api
-
-    for f in upstream_files(pipeline):
-        if out is not None:
-            print(f"upstream: running {f}", file=out, flush=True)
-        try:
-            api.run(load(f), engine=engine)
-        except PipelineError as e:
-            raise ExecutionError(f"upstream pipeline '{f.name}' failed: "
-                                 f"{e.problems[0].message if e.problems else e}") from None

@@ -14,6 +14,10 @@ dbt's flag), when the ``by`` column changed, or when a staging table the pipelin
 does not exist. The next watermark is the newest ``by`` value in the source when the run is
 planned, before it reads: a row arriving during the run is newer and is read next time. It is
 stored only when the run succeeds (see :func:`builder.warehouse.store.record_run`).
+
+The plan layer does not open the warehouse: whoever plans a run passes the stored watermarks in
+with :func:`reading_watermarks` (the CLI, the app and :mod:`builder.api` pass the warehouse's
+store). A plan made without them reads incremental sources in full.
 """
 
 from __future__ import annotations
@@ -22,16 +26,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlglot import exp
 
+from builder.errors import did_you_mean
 from builder.pipeline.catalog import CatalogEntry
 from builder.pipeline.model import Pipeline, Source
-from builder.pipeline.project import find_project
+from builder.pipeline.project import Project, find_project
+from builder.plan.sandbox import sandboxed_cursor
 from builder.plan.types import ColumnInfo, ParamError
+from patterns._interval import parse_interval
 from patterns.sql import literal as sql_literal
 
+
+class WatermarkReader(Protocol):
+    """Where the watermarks of earlier runs are kept (the warehouse implements it)."""
+
+    def read_watermark(self, project: Project, pipeline: str,
+                       source: str) -> tuple[str, str] | None:
+        """(column, watermark) the last successful run of ``pipeline`` stored for ``source``."""
+
+
 _FULL_REFRESH: ContextVar[bool] = ContextVar("dockyard_full_refresh", default=False)
+_WATERMARKS: ContextVar[WatermarkReader | None] = ContextVar("dockyard_watermarks", default=None)
 _TIME_TYPES = ("DATE", "TIMESTAMP")
 
 
@@ -61,12 +79,20 @@ def full_refresh(on: bool = True) -> Iterator[None]:
         _FULL_REFRESH.reset(token)
 
 
+@contextmanager
+def reading_watermarks(reader: WatermarkReader) -> Iterator[None]:
+    """Plans made inside filter incremental sources on the watermarks ``reader`` stored."""
+    token = _WATERMARKS.set(reader)
+    try:
+        yield
+    finally:
+        _WATERMARKS.reset(token)
+
+
 def check(pipeline: Pipeline, src: Source, entry: CatalogEntry,
           columns: tuple[ColumnInfo, ...]) -> tuple[str, str, int, str]:
     """(by column, its type, lookback number, lookback unit) of ``src``; a ParamError if the
     source, the entry or the pipeline's outputs cannot run incrementally."""
-    from patterns._interval import parse_interval
-
     assert src.incremental is not None
     types = {c.name: c.type for c in columns}
     by = src.incremental.get("by") or "event_time"
@@ -77,8 +103,6 @@ def check(pipeline: Pipeline, src: Source, entry: CatalogEntry,
                          "add 'event_time: COLUMN' to the entry or name the column with "
                          "'incremental: {by: COLUMN}'.")
     if by not in types:
-        from builder.errors import did_you_mean
-
         raise ParamError("incremental", f"'incremental' is by column '{by}', which the data "
                          "set does not have." + (did_you_mean(by, types) or ""))
     if not types[by].upper().startswith(_TIME_TYPES):
@@ -103,15 +127,14 @@ def check(pipeline: Pipeline, src: Source, entry: CatalogEntry,
 
 def prepare(pipeline: Pipeline, src: Source, by: str) -> str | None:
     """The watermark this run filters on, None for a full read (see the module docstring)."""
-    if _FULL_REFRESH.get() or pipeline.path is None:
+    reader = _WATERMARKS.get()
+    if reader is None or _FULL_REFRESH.get() or pipeline.path is None:
         return None
     project = find_project(pipeline.path)
     if any(o.staging and not project.staging_table(o.staging).exists()
            for o in pipeline.outputs.values()):
         return None  # nothing to merge into: build the table in full, as dbt does
-    from builder.warehouse.store import read_watermark
-
-    found = read_watermark(project, pipeline.name, src.id)
+    found = reader.read_watermark(project, pipeline.name, src.id)
     if found is None or found[0] != by:
         return None
     return found[1]
@@ -131,8 +154,6 @@ def filter_query(input_name: str, by: str, by_type: str, watermark: str, n: int,
 def newest(stages: list[tuple[str, exp.Query]], raw_name: str, raw: exp.Query, last: str,
            by: str, allowed_dirs: list[str]) -> str | None:
     """The newest ``by`` value of the source now (read through its stages), as text."""
-    from builder.plan.sandbox import sandboxed_cursor
-
     query = exp.select(exp.cast(exp.Max(this=exp.column(by, quoted=True)), "VARCHAR")).from_(
         exp.Table(this=exp.to_identifier(last, quoted=True)))
     for name, q in [(raw_name, raw), *stages]:

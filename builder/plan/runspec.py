@@ -3,8 +3,8 @@
 A ``Plan`` holds sqlglot trees, the networkx graph and the pydantic-validated pipeline; the
 DuckDB engine needs none of them to run, only the SQL text and a few facts about the graph.
 ``RunSpec.from_plan`` renders them once. The spec is also what the run cache stores
-(``builder.runcache``), so an unchanged pipeline runs without importing sqlglot, networkx or
-pydantic. This module imports only the standard library.
+(:mod:`builder.runner.cache`), so an unchanged pipeline runs without importing sqlglot,
+networkx or pydantic. This module imports only the standard library and light modules.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from builder.pipeline.postgres_spec import output_spec
+from builder.plan.sandbox import sandbox_dirs
 
 if TYPE_CHECKING:
     from builder.pipeline.model import Output
@@ -46,7 +49,7 @@ class NodeSpec:
     consumers: int  # times the other nodes' queries read this one
     checked: bool  # a check queries this node (keep it as a table: computed once)
     side: bool  # a side result such as '<step>.rejected'
-    postgres: dict[str, Any] | None = None  # a PostgreSQL source (see builder.engines.postgres)
+    postgres: dict[str, Any] | None = None  # a PostgreSQL source (see builder.plan.postgres)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,10 @@ class RunSpec:
 
     @classmethod
     def from_plan(cls, plan: Plan, outputs: dict[str, Output] | None = None) -> RunSpec:
+        """The run of ``outputs`` (default: all) of a valid plan; raises the plan's errors."""
+        plan.raise_for_errors()
+        # sqlglot only here: a spec from the run cache runs without importing it (0.2 s).
         from sqlglot import exp
-
-        from builder.engines.duckdb import sandbox_dirs
 
         outputs = plan.pipeline.outputs if outputs is None else outputs
         pipeline = plan.pipeline
@@ -143,8 +147,4 @@ class RunSpec:
 
 
 def _postgres_output(out: Output) -> dict[str, Any] | None:
-    if out.postgres is None:
-        return None
-    from builder.engines.postgres import output_spec
-
-    return output_spec(out.postgres)
+    return None if out.postgres is None else output_spec(out.postgres)

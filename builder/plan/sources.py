@@ -33,6 +33,7 @@ from builder.plan import incremental
 from builder.plan.dependencies import producers
 from builder.plan.files import plan_file_source, read_query, source_key
 from builder.plan.plans import ProblemSink, SourcePlan
+from builder.plan.postgres import plan_source as plan_postgres
 from builder.plan.reader_options import option_problems
 from builder.plan.sandbox import sandbox_dirs_for_paths
 from builder.plan.schema import Typer, describe_source
@@ -48,10 +49,6 @@ def plan_source(pipeline: Pipeline, src: Source, sink: ProblemSink) -> SourcePla
     if src.path is not None:
         return plan_file_source(pipeline, src, sink)
     if src.postgres is not None:
-        # Still in the PostgreSQL module (it describes the query over the connection); moving
-        # it into the plan layer is part of the engines' side of issue 21.
-        from builder.engines.postgres import plan_source as plan_postgres
-
         return plan_postgres(pipeline, src, sink)
     if src.catalog:
         return _plan_catalog(pipeline, src, sink)

@@ -131,7 +131,8 @@ def output_problems(pipeline: Pipeline,
 
         if out.staging is not None:
             # Also checked when a file is loaded; a pipeline built in code or in the app's
-            # session is checked here, before anything touches the warehouse.
+            # session is checked here, before anything touches the warehouse. (Imported here:
+            # the engines import this module, and a run from the run cache loads no model.)
             from builder.pipeline.model import staging_name_problem
 
             bad = staging_name_problem(out.staging)

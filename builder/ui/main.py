@@ -11,7 +11,8 @@ import streamlit as st
 
 from builder.errors import PipelineError
 from builder.pipeline.model import Pipeline, dump
-from builder.plan.compiler import Plan, plan
+from builder.plan.compiler import Plan
+from builder.runner.pipelines import plan_with
 from builder.sample_data import ensure_examples
 from builder.ui import (
     catalog,
@@ -25,6 +26,7 @@ from builder.ui import (
     state,
 )
 from builder.ui.messages import one_line, show_problems
+from builder.warehouse.store import WarehouseStore
 
 ICONS = {"invalid": "✗", "cached": "✓", "valid": "○", "source": "◆"}
 
@@ -98,7 +100,7 @@ def _status(p: Pipeline) -> str:
 
 
 def page(p: Pipeline) -> None:
-    the_plan = plan(p)
+    the_plan = plan_with(p, WarehouseStore())  # incremental sources: the stored watermarks
     pv = state.previewer()
     cached = pv.cached_nodes(the_plan)
     states = dag.node_states(the_plan, cached)

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from sqlglot import exp
 
+from builder.engines.base import OutputResult, RunResult
 from builder.engines.duckdb import write_file
-from builder.errors import ExecutionError, Problem, engine_message
+from builder.errors import ExecutionError, PipelineError, Problem, engine_message
 from builder.locks import (
     WAIT_ENV,
     WaitTimeout,
@@ -41,7 +42,6 @@ from builder.pipeline.project import Project, find_project
 from builder.plan.sandbox import CONFIG
 
 if TYPE_CHECKING:
-    from builder.engines.base import OutputResult, RunResult
     from builder.pipeline.model import Output, Pipeline
     from builder.plan.compiler import Plan
     from builder.plan.runspec import PipelineRef
@@ -124,8 +124,6 @@ def write_staging(con: duckdb.DuckDBPyConnection, plan: Plan, out: Output,
     One writer per table at a time (across processes): a second waits for the first, up to
     ``DOCKYARD_WAREHOUSE_WAIT`` seconds (see :mod:`builder.locks`).
     """
-    from builder.engines.base import OutputResult
-
     assert out.staging is not None
     t0 = time.perf_counter()
     project = find_project(plan.pipeline.path)
@@ -331,7 +329,7 @@ def _register(db: duckdb.DuckDBPyConnection, records: list[list[Any]]) -> None:
 
 def _carried_doc(project: Project, plan: Plan, step: str, column: str) -> str | None:
     """The upstream doc of a column that passes through unchanged from one source column."""
-    from builder.errors import PipelineError
+    # Here, not at the top: recording a run from the run cache never loads sqlglot.
     from builder.plan.lineage import column_origins
 
     try:
@@ -358,7 +356,7 @@ def _source_ref(plan: Plan, sid: str) -> dict[str, str]:
 def upstream_doc(project: Project, kind: str, target: str, column: str) -> str | None:
     """The documentation of a column of a catalog entry or staging table, if any."""
     if kind == "catalog":
-        from builder.pipeline.catalog import load_catalog
+        from builder.pipeline.catalog import load_catalog  # pydantic: not for every run
 
         found = load_catalog(project).get(target)
         return found[0].columns.get(column) if found else None
@@ -479,3 +477,22 @@ def staging_info(project: Project, name: str) -> dict[str, Any] | None:
 def _has_table(db: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
                            [name]).fetchall()[0][0])
+
+
+class WarehouseStore:
+    """The warehouse as a run sees it (:class:`builder.runner.run.RunStore`): watermarks for
+    planning, staging tables for the engine's staging outputs, the run history. The callers
+    (the CLI, the app, :mod:`builder.api`) pass one to the runner."""
+
+    def read_watermark(self, project: Project, pipeline: str,
+                       source: str) -> tuple[str, str] | None:
+        return read_watermark(project, pipeline, source)
+
+    def write_staging(self, con: duckdb.DuckDBPyConnection, plan: Plan, output: Output,
+                      started: dt.datetime) -> OutputResult:
+        return write_staging(con, plan, output, started)
+
+    def record_run(self, pipeline: Pipeline | PipelineRef, plan: Plan | None, result: RunResult,
+                   error: BaseException | None, engine: str, started: dt.datetime) -> str:
+        # A database prestarted by 'dockyard run' hosts the file (see database).
+        return record_run(pipeline, plan, result, error, engine, started)

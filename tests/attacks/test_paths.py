@@ -20,7 +20,8 @@ from builder.errors import PipelineError
 from builder.locks import warehouse_lock_file
 from builder.pipeline.model import load
 from builder.pipeline.project import WAREHOUSE_ENV, find_project
-from builder.runlock import lock_path, run_lock
+from builder.plan.runspec import RunSpec
+from builder.runner.lock import lock_path, run_lock
 
 STEP = "  - id: s\n    sql: SELECT * FROM t\n"
 MARKER = "_DOCKYARD_OUTPUT"  # what builder.plan.targets.MARKER must stay: folders on disk have it
@@ -194,21 +195,21 @@ def test_spark_writer_marks_its_output_folder_and_refuses_others(tmp_path):
     """The local half of the Spark engine's write (no Spark needed): the folder it renames into
     place carries the marker, and a folder without it is never replaced."""
     pytest.importorskip("pyspark")
-    from builder.engines.spark import _atomic_dir
+    from builder.engines.spark.writes import atomic_dir
     from builder.plan.targets import UnsafeTargetError
 
     target = tmp_path / "out" / "s.parquet"
-    with _atomic_dir(None, str(target), "parquet") as tmp:  # type: ignore[arg-type]
+    with atomic_dir(None, str(target), "parquet") as tmp:  # type: ignore[arg-type]
         Path(tmp).mkdir()
         (Path(tmp) / "part-00000.parquet").write_bytes(b"parts")
     assert sorted(p.name for p in target.iterdir()) == [MARKER, "part-00000.parquet"]
-    with _atomic_dir(None, str(target), "parquet") as tmp:  # type: ignore[arg-type]
+    with atomic_dir(None, str(target), "parquet") as tmp:  # type: ignore[arg-type]
         Path(tmp).mkdir()
         (Path(tmp) / "part-00001.parquet").write_bytes(b"new parts")
     assert sorted(p.name for p in target.iterdir()) == [MARKER, "part-00001.parquet"]
     # A glob over the part files, as docs/spark.md tells DuckDB users, never reads the marker.
     json_out = tmp_path / "out" / "s.json"
-    with _atomic_dir(None, str(json_out), "json") as tmp:  # type: ignore[arg-type]
+    with atomic_dir(None, str(json_out), "json") as tmp:  # type: ignore[arg-type]
         Path(tmp).mkdir()
         (Path(tmp) / "part-00000.json").write_text('{"a": 1}\n{"a": 2}\n')
     assert (json_out / MARKER).is_file()
@@ -218,7 +219,7 @@ def test_spark_writer_marks_its_output_folder_and_refuses_others(tmp_path):
     foreign.mkdir()
     (foreign / "t.csv").write_text("a\n1\n")
     with pytest.raises(UnsafeTargetError, match="not replaced"):
-        with _atomic_dir(None, str(foreign), "csv"):  # type: ignore[arg-type]
+        with atomic_dir(None, str(foreign), "csv"):  # type: ignore[arg-type]
             pass
     assert (foreign / "t.csv").read_text() == "a\n1\n"
 
@@ -230,18 +231,18 @@ def test_spark_output_folder_is_marked_and_replaced_by_later_runs(proj, capsys):
     from builder.engines.spark import SparkEngine
 
     f = _pipeline(proj, "  s: {path: ../out/s.parquet}")
-    engine = SparkEngine(master="local[1]", record=False, conf={
+    engine = SparkEngine(master="local[1]", conf={
         "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"})
     target = proj["out"] / "s.parquet"
     try:
         for _ in range(2):  # the second run replaces the first run's folder
-            result = engine.run(api.compile_plan(load(f)))
+            result = engine.run(RunSpec.from_plan(api.compile_plan(load(f))))
             assert result.outputs[0].rows == 2
             assert (target / MARKER).is_file()
         # Spark refuses a folder it did not write, like the DuckDB engine.
         (target / MARKER).unlink()
         with pytest.raises(PipelineError, match="is a folder"):
-            engine.run(api.compile_plan(load(f)))
+            engine.run(RunSpec.from_plan(api.compile_plan(load(f))))
     finally:
         engine.close()
 

@@ -6,6 +6,7 @@ import pytest
 
 from builder.engines.duckdb import DuckDBEngine
 from builder.plan.compiler import plan
+from builder.plan.runspec import RunSpec
 from tests.ui.conftest import errors, widget
 
 pytestmark = pytest.mark.postgres
@@ -42,6 +43,6 @@ def test_add_a_postgres_source_and_write_a_postgres_table(app, pg):
     p = at.session_state["dy_pipeline"]
     assert p.outputs["sql_1"].postgres == {"dsn": {"env": "PG_DSN"}, "table": "shop.doubled",
                                            "mode": "merge", "primary_key": ["id"]}
-    DuckDBEngine(record=False).run(plan(p))
+    DuckDBEngine().run(RunSpec.from_plan(plan(p)))
     pg.execute("SELECT id, doubled::float8 FROM shop.doubled ORDER BY id")
     assert [tuple(r) for r in pg.fetchall()] == [(1, 5.0), (2, 8.0)]

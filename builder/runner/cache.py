@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from builder import fsio
+from builder.pipeline.project import find_project
 from builder.plan.runspec import RunSpec
 from builder.plan.sandbox import describe, file_identity, sandbox_dirs_for_paths
 
@@ -49,8 +50,6 @@ LIBRARIES = ("duckdb", "sqlglot", "pydantic", "pydantic_core", "networkx", "yaml
 
 def entry_path(file: str | Path) -> Path:
     """Where the cache entry of a pipeline file lives."""
-    from builder.pipeline.project import find_project
-
     path = Path(file).resolve()
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     return find_project(path).warehouse / "cache" / f"run-{path.stem}-{digest}.json"
@@ -82,6 +81,7 @@ def _file_digest(file: str | Path) -> str:
 
 def why_not_cached(pipeline: Pipeline, sets: list[str]) -> str | None:
     """The reason this run cannot be stored, or None when it can."""
+    # Not at module level: a run from the cache (lookup) never loads the model and PyYAML.
     from builder.pipeline.model import is_env_ref
 
     if sets:
