@@ -10,6 +10,7 @@ import pytest
 from builder.errors import ConfigError
 from builder.pipeline import edit, model
 from builder.pipeline.model import dump, load, loads_pipeline
+from builder.plan import wiring
 from builder.plan.compiler import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,31 +242,31 @@ def test_comments_are_kept_only_from_a_file_the_loader_accepts_and_never_change_
 def test_add_input_checks_arity_cycles_and_sql_steps(example):
     """Edges drawn on the canvas: accepted while the pattern has room, refused in one line."""
     u = edit.add_pattern_step(example, "union", ["orders"])
-    edit.add_input(example, u.id, "paid_orders")
+    wiring.add_input(example, u.id, "paid_orders")
     assert u.inputs == ["orders", "paid_orders"]
     assert dump(example).count("inputs: [orders, paid_orders]") == 1
     with pytest.raises(ConfigError, match=r"^step 'order_lines' \(select\) takes 1 input and "
                        r"already reads 'paid_orders': remove an input first\.$"):
-        edit.add_input(example, "order_lines", "users")
+        wiring.add_input(example, "order_lines", "users")
     with pytest.raises(ConfigError, match="already reads 'orders'"):
-        edit.add_input(example, u.id, "orders")
+        wiring.add_input(example, u.id, "orders")
     with pytest.raises(ConfigError, match="cycle"):
-        edit.add_input(example, "paid_orders", u.id)
+        wiring.add_input(example, "paid_orders", u.id)
     with pytest.raises(ConfigError, match="SQL step: .* Write 'users' in its FROM or JOIN"):
-        edit.add_input(example, "revenue_by_country", "users")
+        wiring.add_input(example, "revenue_by_country", "users")
     with pytest.raises(ConfigError, match="'users' is a source"):
-        edit.add_input(example, "users", "orders")
+        wiring.add_input(example, "users", "orders")
     with pytest.raises(ConfigError, match="not a source or step"):
-        edit.add_input(example, u.id, "nope")
+        wiring.add_input(example, u.id, "nope")
     assert u.inputs == ["orders", "paid_orders"] and \
         example.step("order_lines").inputs == ["paid_orders"]
 
 
 def test_remove_input(example):
     u = edit.add_pattern_step(example, "union", ["orders", "paid_orders"])
-    edit.remove_input(example, u.id, "orders")
+    wiring.remove_input(example, u.id, "orders")
     assert u.inputs == ["paid_orders"]
     with pytest.raises(ConfigError, match="does not read 'orders'"):
-        edit.remove_input(example, u.id, "orders")
+        wiring.remove_input(example, u.id, "orders")
     with pytest.raises(ConfigError, match="Remove 'users' from its SQL"):
-        edit.remove_input(example, "revenue_by_country", "users")
+        wiring.remove_input(example, "revenue_by_country", "users")

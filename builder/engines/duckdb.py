@@ -29,8 +29,9 @@ from builder.engines.connection import ConnectionSettings
 from builder.engines.postgres import attached, check_outputs
 from builder.engines.postgres import write_output as write_postgres
 from builder.errors import ExecutionError, Problem, engine_message
+from builder.plan.plans import sandbox_dirs
 from builder.plan.runspec import CheckSpec, NodeSpec, OutputSpec, RunSpec
-from builder.plan.sandbox import q, sandbox_dirs
+from builder.plan.sandbox import q
 from builder.plan.targets import refuse_unsafe_target
 
 if TYPE_CHECKING:

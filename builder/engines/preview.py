@@ -39,7 +39,8 @@ from builder.engines.connection import ConnectionSettings, connect
 from builder.engines.postgres import attached
 from builder.errors import ExecutionError, Problem, engine_message
 from builder.plan.compiler import Plan, source_key
-from builder.plan.sandbox import file_identity, q, sandbox_dirs
+from builder.plan.plans import sandbox_dirs
+from builder.plan.sandbox import file_identity, q
 from patterns.sql import col, ident
 
 TABLE_PREFIX = "_dy_"

@@ -44,8 +44,6 @@ from builder.pipeline.params import param_names
 from builder.pipeline.postgres_spec import spec_problems
 from builder.pipeline.sqltext import referenced_tables, too_deep_at
 from builder.pipeline.yamlio import loads
-from patterns import PATTERNS
-from patterns.base import ARITY_N
 
 # Pipeline file names: a plain name, no folders, no dots (so nothing can escape the folder).
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
@@ -184,7 +182,7 @@ def add_pattern_step(pipeline: Pipeline, pattern: str, inputs: list[str],
     """Append a pattern step reading ``inputs`` (params start empty: the form fills them)."""
     sid = step_id or numbered_id(pipeline, pattern)
     check_id(pipeline, sid)
-    _check_inputs_exist(pipeline, inputs)
+    check_inputs_exist(pipeline, inputs)
     st = Step(id=sid, pattern=pattern, inputs=list(inputs), params=dict(params or {}))
     pipeline.steps.append(st)
     return st
@@ -474,59 +472,13 @@ def delete_param(pipeline: Pipeline, name: str) -> None:
     pipeline.params.pop(name, None)
 
 
-def _check_inputs_exist(pipeline: Pipeline, inputs: list[str]) -> None:
+def check_inputs_exist(pipeline: Pipeline, inputs: list[str]) -> None:
     known = pipeline.node_ids()
     for i in inputs:
         if i not in known:
             raise ConfigError(f"'{i}' is not a source or step of this pipeline."
                               + did_you_mean(i, known))
 
-
-def add_input(pipeline: Pipeline, step_id: str, node: str) -> None:
-    """Make pattern step ``step_id`` also read ``node`` (an edge drawn on the canvas).
-
-    Refused, with a one-line reason, when the target is not a pattern step, the edge would make
-    a cycle, the step already reads ``node``, or the step already has all the inputs its
-    pattern takes.
-    """
-    if step_id in pipeline.sources:
-        raise ConfigError(f"'{step_id}' is a source: sources read files or tables, not other "
-                          "nodes. Draw the edge into a step.")
-    if step_id not in pipeline.step_ids():
-        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
-    _check_inputs_exist(pipeline, [node])
-    step = pipeline.step(step_id)
-    if step.sql is not None:
-        raise ConfigError(f"step '{step_id}' is a SQL step: it reads the tables its SQL names. "
-                          f"Write '{node}' in its FROM or JOIN instead.")
-    current = list(step.inputs or [])
-    if node in current:
-        raise ConfigError(f"step '{step_id}' already reads '{node}'.")
-    if node not in input_candidates(pipeline, step_id):
-        raise ConfigError(f"step '{step_id}' cannot read '{node}': '{node}' depends on "
-                          f"'{step_id}', so the pipeline would go round in a cycle.")
-    pattern = PATTERNS.get(step.pattern) if step.pattern and step.pattern in PATTERNS else None
-    if pattern is not None and pattern.arity != ARITY_N and len(current) >= int(pattern.arity):
-        reads_ = ", ".join(f"'{i}'" for i in current) or "nothing"
-        raise ConfigError(f"step '{step_id}' ({pattern.name}) takes {pattern.arity_text()} and "
-                          f"already reads {reads_}: remove an input first.")
-    step.inputs = current + [node]
-
-
-def remove_input(pipeline: Pipeline, step_id: str, node: str) -> None:
-    """Stop pattern step ``step_id`` reading ``node`` (an edge deleted on the canvas)."""
-    if step_id not in pipeline.step_ids():
-        raise ConfigError(f"'{step_id}' is not a step of this pipeline.")
-    step = pipeline.step(step_id)
-    if step.sql is not None:
-        raise ConfigError(f"step '{step_id}' is a SQL step: it reads the tables its SQL names. "
-                          f"Remove '{node}' from its SQL instead.")
-    if node not in (step.inputs or []):
-        raise ConfigError(f"step '{step_id}' does not read '{node}'.")
-    step.inputs = [i for i in step.inputs or [] if i != node]
-
-
-# ---- reading the graph without compiling -------------------------------------------------
 
 def reads(pipeline: Pipeline, step: Step) -> list[str]:
     """Ids a step reads: its declared inputs, or for SQL steps the ids its tables name."""

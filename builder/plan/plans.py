@@ -7,7 +7,9 @@ sqlglot dialect. :class:`ProblemSink` collects problems while planning.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -15,7 +17,9 @@ from sqlglot import exp
 
 from builder.errors import CompileError, ConfigError, GraphError, Problem
 from builder.pipeline.model import Pipeline, Source, Step
+from builder.pipeline.project import find_project
 from builder.plan.incremental import IncrementalRead
+from builder.plan.sandbox import normalise_dirs, source_dir
 from builder.plan.types import Schema
 from patterns.base import Check, Pattern
 from patterns.sql import ident
@@ -198,3 +202,20 @@ class ProblemSink(list):  # type: ignore[type-arg]
         kw.setdefault("file", self.file)
         self.append(Problem(message, **kw))
 
+
+def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
+    """Folders a pipeline's run may touch: its source folders, output folders and ``extra``."""
+    pipeline = plan.pipeline
+    dirs: list[Path] = []
+    for src in pipeline.sources.values():
+        if src.path and "://" not in src.path:
+            dirs.append(source_dir(pipeline.resolve(src.path)))
+    for sp in plan.sources.values():
+        dirs.extend(source_dir(p) for p in sp.paths if "://" not in p)
+    for out in pipeline.outputs.values():
+        if out.path:
+            dirs.append(Path(pipeline.resolve(out.path)).parent)
+        elif out.staging:
+            dirs.append(find_project(pipeline.path).staging_dir)
+    dirs.extend(Path(d) for d in extra)
+    return normalise_dirs(dirs)

@@ -26,7 +26,7 @@ from builder.pipeline.postgres_spec import (
     resolve_dsn,
     split_table,
 )
-from builder.plan.compiler import Plan, ProblemSink, SourcePlan
+from builder.plan.plans import Plan, ProblemSink, SourcePlan
 from builder.plan.types import ColumnInfo
 
 VIEW_SUFFIX = "__postgres"  # the DuckDB name a source's Arrow stream is registered under

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from builder.pipeline.postgres_spec import output_spec
-from builder.plan.sandbox import sandbox_dirs
+from builder.plan.compiler import Plan
+from builder.plan.plans import sandbox_dirs
 
 if TYPE_CHECKING:
     from builder.pipeline.model import Output
-    from builder.plan.compiler import Plan
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,8 @@ import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
-
-from builder.pipeline.project import find_project
-
-if TYPE_CHECKING:
-    from builder.plan.compiler import Plan
 
 # Extensions are never installed or loaded on the fly: the machine may be offline, and user SQL
 # must not pull code in. Every DuckDB database Dockyard creates uses this configuration.
@@ -94,24 +88,6 @@ def normalise_dirs(dirs: Iterable[Path]) -> list[str]:
 def sandbox_dirs_for_paths(paths: Iterable[str]) -> list[str]:
     """The sandbox folders for reading these source paths (globs allowed)."""
     return normalise_dirs([source_dir(p) for p in paths if "://" not in p])
-
-
-def sandbox_dirs(plan: Plan, extra: Iterable[str | Path] = ()) -> list[str]:
-    """Folders a pipeline's run may touch: its source folders, output folders and ``extra``."""
-    pipeline = plan.pipeline
-    dirs: list[Path] = []
-    for src in pipeline.sources.values():
-        if src.path and "://" not in src.path:
-            dirs.append(source_dir(pipeline.resolve(src.path)))
-    for sp in plan.sources.values():
-        dirs.extend(source_dir(p) for p in sp.paths if "://" not in p)
-    for out in pipeline.outputs.values():
-        if out.path:
-            dirs.append(Path(pipeline.resolve(out.path)).parent)
-        elif out.staging:
-            dirs.append(find_project(pipeline.path).staging_dir)
-    dirs.extend(Path(d) for d in extra)
-    return normalise_dirs(dirs)
 
 
 def file_identity(path: str) -> tuple[tuple[str, int, int], ...]:

@@ -8,10 +8,10 @@ compiled at runtime). The model is the truth and the canvas follows it both ways
   same on every rerun and only changes when the pipeline does. A new picture is sent only when
   its content changes (the component keeps its own state otherwise, e.g. a box the user moved).
 * canvas -> model: clicking a box inspects it; drawing an edge from a box's right handle to
-  another box's left handle adds an input to that step (:func:`builder.pipeline.edit.add_input`, refused
+  another box's left handle adds an input to that step (:func:`builder.plan.wiring.add_input`, refused
   in one line when the pattern already has all its inputs); right-click a box or an edge and
   "Delete" deletes the node (:func:`builder.pipeline.edit.delete_node`, refused in one line while other
-  steps read it) or removes that input (:func:`builder.pipeline.edit.remove_input`). New steps from the
+  steps read it) or removes that input (:func:`builder.plan.wiring.remove_input`). New steps from the
   palette read the box selected here.
 
 The canvas runs in a fragment: the component reports its state back after every picture it is
@@ -39,6 +39,7 @@ from streamlit_flow.state import StreamlitFlowState
 from builder.errors import PipelineError
 from builder.pipeline import edit
 from builder.pipeline.model import Pipeline
+from builder.plan import wiring
 from builder.plan.compiler import Plan
 from builder.ui import state
 from builder.ui.messages import messages, one_line, problem_text
@@ -191,7 +192,7 @@ def add_edges(p: Pipeline, added: list[tuple[str, str]]) -> tuple[list[str], lis
     done, refused = [], []
     for a, b in added:
         try:
-            edit.add_input(p, b, a)
+            wiring.add_input(p, b, a)
         except Exception as e:  # noqa: BLE001 - one line under the canvas, the edge is undone
             refused.append(_refusal(e))
         else:
@@ -204,7 +205,7 @@ def remove_edges(p: Pipeline, removed: list[tuple[str, str]]) -> tuple[list[str]
     done, refused = [], []
     for a, b in removed:
         try:
-            edit.remove_input(p, b, a)
+            wiring.remove_input(p, b, a)
         except Exception as e:  # noqa: BLE001 - one line under the canvas, the edge is redrawn
             refused.append(_refusal(e))
         else:
