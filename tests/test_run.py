@@ -504,7 +504,7 @@ def test_a_run_database_reads_only_its_folders(tmp_path):
 
 def test_warehouse_opens_after_every_output_is_written(tmp_path, monkeypatch):
     """Not before: holding it during the queries would keep other runs out of the warehouse."""
-    import builder.engines.connection as engine
+    import builder.engines.duckdb as engine
     import builder.warehouse.store as warehouse
 
     events: list[str] = []
