@@ -97,3 +97,14 @@ def test_dockyard_ui_serves_the_app_from_an_installed_package(installed: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # Stopping 'dockyard ui' stops the server it started: nothing answers on the port anymore.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).close()
+        except OSError:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the app server still answers on port {port} after 'dockyard ui' "
+                             "was stopped")

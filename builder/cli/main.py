@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -291,7 +292,16 @@ def cmd_ui(args: argparse.Namespace) -> int:
            "--server.headless", "true", "--server.maxUploadSize", "500",
            "--client.toolbarMode", "minimal"]  # .streamlit/config.toml, for installed copies
     print(f"Dockyard app: http://{args.address}:{args.port}", flush=True)
-    return subprocess.call(cmd)
+    server = subprocess.Popen(cmd)
+    # A scheduler or service manager stops 'dockyard ui' with SIGTERM: the server goes with it
+    # (the default SIGTERM action would end this process and leave the server running).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        return server.wait()
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def build_parser() -> argparse.ArgumentParser:
