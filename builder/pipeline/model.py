@@ -306,7 +306,7 @@ def _parse_sources(pc: ProblemCollector, d: LineDict, raw: dict) -> dict[str, So
             id=str(sid), path=checked.path, format=checked.format,
             description=checked.description, options=dict(checked.options or {}),
             catalog=checked.catalog, staging=checked.staging,
-            postgres=_plain(spec["postgres"]) if spec.get("postgres") is not None else None,
+            postgres=plain(spec["postgres"]) if spec.get("postgres") is not None else None,
             sample_key=list(checked.sample_key or []), pii_access=list(checked.pii_access or []),
             incremental=None if inc is None else {
                 k: str(v) for k, v in inc.model_dump().items() if v is not None},
@@ -337,7 +337,7 @@ def _parse_steps(pc: ProblemCollector, d: LineDict, raw: list) -> list[Step]:  #
         _add(pc, problems, spec, line, step=sid)
         params = checked.params or {}
         steps.append(Step(
-            id=sid, pattern=checked.pattern, params=_plain(params),
+            id=sid, pattern=checked.pattern, params=plain(params),
             sql=checked.sql if checked.sql is not None else (
                 None if spec.get("sql") is None else str(spec["sql"])),
             inputs=None if checked.inputs is None else list(checked.inputs),
@@ -364,7 +364,7 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict, raw: dict) -> dict[str, Ou
         _add(pc, problems, spec, line)
         out[str(sid)] = Output(
             step=str(sid), path=checked.path, format=checked.format, staging=checked.staging,
-            postgres=_plain(spec["postgres"]) if spec.get("postgres") is not None else None,
+            postgres=plain(spec["postgres"]) if spec.get("postgres") is not None else None,
             mode=checked.mode or "replace", primary_key=list(checked.primary_key or []),
             history=checked.history, description=checked.description, owner=checked.owner,
             columns={str(k): str(v) for k, v in (checked.columns or {}).items()},
@@ -373,12 +373,12 @@ def _parse_outputs(pc: ProblemCollector, d: LineDict, raw: dict) -> dict[str, Ou
     return out
 
 
-def _plain(value: Any) -> Any:
-    """LineDicts to plain dicts, recursively (the model holds plain data)."""
+def plain(value: Any) -> Any:
+    """Parsed YAML (LineDicts) as plain dicts and lists, recursively: the model holds plain data."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 

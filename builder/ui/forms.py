@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from builder.errors import ConfigError, Problem
-from builder.pipeline.model import Step
+from builder.pipeline.model import Step, plain
 from builder.pipeline.yamlio import dumps, loads
 from builder.plan.compiler import Plan
 from builder.ui import state
@@ -428,13 +428,5 @@ def _yaml_editor(spec: FieldSpec, step: Step, k: str, value: Any, help_: str | N
     if not text.strip():
         _write(step, spec, None)
         return
-    _write(step, spec, _plain(loads(text)))
+    _write(step, spec, plain(loads(text)))
 
-
-def _plain(value: Any) -> Any:
-    """Parsed YAML as plain dicts and lists (the model holds plain data)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
